@@ -1,13 +1,15 @@
 -- Roles are cluster-wide; create them only where missing so every database of a cluster can migrate.
 -- orders_owner       owns every object; SECURITY DEFINER functions run as it. No login.
 -- orders_api         what the HTTP API acts as for a trader (SET LOCAL ROLE per transaction). No login.
--- orders_maintenance what timers and admin routes act as: sees every tenant through explicit policies. No login.
+-- orders_maintenance what timers and admin routes act as: reads every tenant through explicit policies
+--                    (not BYPASSRLS: only superusers may grant that, and managed servers have none). No login.
+-- orders_archiver    owns the one retention path that may delete archived audit and error rows. No login.
 -- Logins (the app's managed identity, a local dev user) are granted these roles by `OrderFunctions.Db grant-app`.
 DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['orders_owner', 'orders_api', 'orders_maintenance'] LOOP
+    FOREACH r IN ARRAY ARRAY['orders_owner', 'orders_api', 'orders_maintenance', 'orders_archiver'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
             BEGIN
                 EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT', r);
@@ -19,12 +21,16 @@ BEGIN
 END
 $$;
 
--- The migrating login must be able to act as the owner to create objects owned by it.
+-- The migrating login must be able to act as the owners to create objects owned by them.
 DO $$
+DECLARE
+    r text;
 BEGIN
-    IF NOT pg_has_role(current_user, 'orders_owner', 'MEMBER') THEN
-        EXECUTE format('GRANT orders_owner TO %I', current_user);
-    END IF;
+    FOREACH r IN ARRAY ARRAY['orders_owner', 'orders_archiver'] LOOP
+        IF NOT pg_has_role(current_user, r, 'MEMBER') THEN
+            EXECUTE format('GRANT %I TO %I', r, current_user);
+        END IF;
+    END LOOP;
 END
 $$;
 
@@ -34,6 +40,9 @@ GRANT USAGE ON SCHEMA trading TO orders_api, orders_maintenance;
 
 -- Functions are executable by PUBLIC by default; here every grant is explicit.
 ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner IN SCHEMA trading REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE orders_archiver IN SCHEMA trading REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- orders_archiver owns the retention function (R__07), so it creates it in this schema.
+GRANT USAGE, CREATE ON SCHEMA trading TO orders_archiver;
 
 -- Health reports the schema version from Evolve's changelog.
 GRANT USAGE ON SCHEMA evolve TO orders_api, orders_maintenance;

@@ -1,0 +1,269 @@
+-- Consistency checks shared by validate_atomic_execution_integrity (one transaction) and the orphan scan
+-- (every account). The set-returning checks run with the caller's rights, so row-level security limits a
+-- trader's context to the trader's rows and lets maintenance see every account.
+SET LOCAL ROLE orders_owner;
+SET LOCAL search_path = trading, pg_catalog;
+
+-- Rows of execution_logs whose chain is broken: a gap in seq, a prev_hash that is not the previous
+-- row's row_hash, or a row_hash that does not match the row's content.
+CREATE OR REPLACE FUNCTION execution_log_chain_breaks(p_user_id uuid DEFAULT NULL)
+    RETURNS TABLE (user_id uuid, seq bigint, problem text)
+    LANGUAGE sql STABLE
+    SET search_path = trading, pg_temp
+AS $$
+    SELECT l.user_id, l.seq,
+           CASE
+               WHEN l.seq <> coalesce(l.previous_seq, 0) + 1 THEN 'sequence gap before this row'
+               WHEN l.prev_hash <> coalesce(l.previous_hash, execution_log_genesis_hash()) THEN 'prev_hash is not the previous row_hash'
+               ELSE 'row_hash does not match the row'
+           END
+    FROM (
+        SELECT e.*,
+               lag(e.seq) OVER w AS previous_seq,
+               lag(e.row_hash) OVER w AS previous_hash
+        FROM execution_logs e
+        WHERE p_user_id IS NULL OR e.user_id = p_user_id
+        WINDOW w AS (PARTITION BY e.user_id ORDER BY e.seq)
+    ) l
+    WHERE l.seq <> coalesce(l.previous_seq, 0) + 1
+       OR l.prev_hash <> coalesce(l.previous_hash, execution_log_genesis_hash())
+       OR l.row_hash <> execution_log_hash(l.prev_hash, l.user_id, l.seq, l.order_id, l.event, l.reason,
+                                           l.error_code, l.transaction_id, l.details, l.created_at)
+$$;
+
+-- The latest ledger checkpoint of each account (none until retention first archives its audit rows).
+CREATE OR REPLACE FUNCTION latest_ledger_checkpoint(p_user_id uuid)
+    RETURNS TABLE (last_audit_id bigint, balance numeric, used_margin numeric, created_at timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = trading, pg_temp
+AS $$
+    SELECT c.last_audit_id, c.balance, c.used_margin, c.created_at
+    FROM ledger_checkpoints c
+    WHERE c.user_id = p_user_id
+    ORDER BY c.last_audit_id DESC
+    LIMIT 1
+$$;
+
+-- Audit rows that do not continue the previous one (before = previous after); the first row after the
+-- latest checkpoint continues the checkpoint, and an account's first row ever starts from zero.
+CREATE OR REPLACE FUNCTION balance_audit_chain_breaks(p_user_id uuid DEFAULT NULL)
+    RETURNS TABLE (user_id uuid, audit_id bigint, problem text)
+    LANGUAGE sql STABLE
+    SET search_path = trading, pg_temp
+AS $$
+    SELECT a.user_id, a.id,
+           format('before (%s, %s) is not the previous after (%s, %s)',
+                  trim_scale(a.balance_before), trim_scale(a.margin_before),
+                  trim_scale(coalesce(a.previous_balance, cp.balance, 0)), trim_scale(coalesce(a.previous_margin, cp.used_margin, 0)))
+    FROM (
+        SELECT b.*,
+               lag(b.balance_after) OVER w AS previous_balance,
+               lag(b.margin_after) OVER w AS previous_margin,
+               row_number() OVER w AS position_in_chain
+        FROM balance_audit_log b
+        WHERE p_user_id IS NULL OR b.user_id = p_user_id
+        WINDOW w AS (PARTITION BY b.user_id ORDER BY b.id)
+    ) a
+    LEFT JOIN LATERAL latest_ledger_checkpoint(a.user_id) cp ON true
+    WHERE (a.position_in_chain = 1
+           AND (a.balance_before <> coalesce(cp.balance, 0) OR a.margin_before <> coalesce(cp.used_margin, 0)))
+       OR (a.position_in_chain > 1
+           AND (a.balance_before <> a.previous_balance OR a.margin_before <> a.previous_margin))
+$$;
+
+-- Accounts whose balance or used_margin differs from their ledger: the latest checkpoint plus the deltas
+-- of every audit row after it.
+CREATE OR REPLACE FUNCTION ledger_mismatches(p_user_id uuid DEFAULT NULL)
+    RETURNS TABLE (user_id uuid, balance numeric, ledger_balance numeric, used_margin numeric, ledger_used_margin numeric)
+    LANGUAGE sql STABLE
+    SET search_path = trading, pg_temp
+AS $$
+    SELECT acc.user_id, acc.balance, l.balance, acc.used_margin, l.used_margin
+    FROM accounts acc
+    LEFT JOIN LATERAL latest_ledger_checkpoint(acc.user_id) cp ON true
+    CROSS JOIN LATERAL (
+        SELECT coalesce(cp.balance, 0) + coalesce(sum(b.balance_after - b.balance_before), 0) AS balance,
+               coalesce(cp.used_margin, 0) + coalesce(sum(b.margin_after - b.margin_before), 0) AS used_margin
+        FROM balance_audit_log b
+        WHERE b.user_id = acc.user_id AND b.id > coalesce(cp.last_audit_id, 0)
+    ) l
+    WHERE (p_user_id IS NULL OR acc.user_id = p_user_id)
+      AND (acc.balance <> l.balance OR acc.used_margin <> l.used_margin)
+$$;
+
+-- Accounts whose used_margin is not the sum of their open positions' margin.
+CREATE OR REPLACE FUNCTION margin_mismatches(p_user_id uuid DEFAULT NULL)
+    RETURNS TABLE (user_id uuid, used_margin numeric, positions_margin numeric)
+    LANGUAGE sql STABLE
+    SET search_path = trading, pg_temp
+AS $$
+    SELECT acc.user_id, acc.used_margin, coalesce(p.total, 0)
+    FROM accounts acc
+    LEFT JOIN LATERAL (
+        SELECT sum(pos.used_margin) AS total
+        FROM positions pos
+        WHERE pos.user_id = acc.user_id AND pos.status = 'open'
+    ) p ON true
+    WHERE (p_user_id IS NULL OR acc.user_id = p_user_id)
+      AND acc.used_margin <> coalesce(p.total, 0)
+$$;
+
+-- Checks that one order transaction (its execution or its rollback transaction id) left every row it
+-- should, and nothing contradicts it. Returns each check by name; data.valid is true when all pass.
+CREATE OR REPLACE FUNCTION validate_atomic_execution_integrity(p_transaction_id uuid)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = trading, pg_temp
+AS $$
+DECLARE
+    v_user       uuid := app_current_user();
+    v_order      orders%ROWTYPE;
+    v_checks     jsonb := '[]'::jsonb;
+    v_executed   boolean;
+    v_count      integer;
+    v_fill       fills%ROWTYPE;
+    v_position   positions%ROWTYPE;
+    v_audit      record;
+    v_events     text[];
+    v_expected   text[];
+    v_detail     text;
+    v_checkpoint record;
+    v_audit_rows integer;
+BEGIN
+    IF v_user IS NULL THEN
+        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+    ELSIF p_transaction_id IS NULL THEN
+        RETURN validation_error('transaction_id', 'is required');
+    END IF;
+
+    SELECT * INTO v_order
+    FROM orders
+    WHERE user_id = v_user AND (transaction_id = p_transaction_id OR rollback_transaction_id = p_transaction_id);
+    IF NOT FOUND THEN
+        RETURN error_envelope('ORDER_NOT_FOUND', 'no order of yours has this transaction id', 404,
+            jsonb_build_object('transaction_id', p_transaction_id));
+    END IF;
+    v_executed := v_order.status IN ('executed', 'rolled_back');
+    -- An execution that moved neither balance nor margin leaves no audit row (the trigger fires on change).
+    v_audit_rows := CASE WHEN v_executed AND (v_order.balance_delta <> 0 OR v_order.margin_delta <> 0) THEN 1 ELSE 0 END;
+
+    -- order_state: the order row agrees with itself.
+    v_detail := CASE
+        WHEN v_executed AND (v_order.filled_quantity <> v_order.quantity OR v_order.executed_price IS NULL) THEN 'executed but not fully filled at a price'
+        WHEN v_executed AND v_order.balance_delta <> coalesce(v_order.realized_pnl, 0) - v_order.commission THEN 'balance_delta is not realized_pnl - commission'
+        WHEN NOT v_executed AND v_order.filled_quantity <> 0 THEN 'not executed but has a filled quantity'
+        WHEN v_order.type = 'limit' AND v_executed AND ((v_order.side = 'buy' AND v_order.executed_price > v_order.limit_price)
+                                                     OR (v_order.side = 'sell' AND v_order.executed_price < v_order.limit_price)) THEN 'executed through its limit'
+    END;
+    v_checks := v_checks || jsonb_build_object('name', 'order_state', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, v_order.status));
+
+    -- fill_matches_order: one fill with the order's quantity, price and commission, or none.
+    SELECT count(*) INTO v_count FROM fills WHERE user_id = v_user AND order_id = v_order.id;
+    SELECT * INTO v_fill FROM fills WHERE user_id = v_user AND order_id = v_order.id LIMIT 1;
+    v_detail := CASE
+        WHEN v_executed AND v_count <> 1 THEN format('%s fills, expected 1', v_count)
+        WHEN v_executed AND (v_fill.quantity <> v_order.filled_quantity OR v_fill.price <> v_order.executed_price
+                             OR v_fill.commission <> v_order.commission OR v_fill.side <> v_order.side
+                             OR v_fill.symbol <> v_order.symbol OR v_fill.transaction_id <> v_order.transaction_id)
+            THEN 'the fill differs from the order (quantity, price, commission, side, symbol or transaction)'
+        WHEN NOT v_executed AND v_count <> 0 THEN format('%s fills for an order that did not execute', v_count)
+    END;
+    v_checks := v_checks || jsonb_build_object('name', 'fill_matches_order', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, format('%s fill(s)', v_count)));
+
+    -- position_link: an executed order points at a position of its symbol that has not gone backwards.
+    IF v_executed THEN
+        SELECT * INTO v_position FROM positions WHERE user_id = v_user AND id = v_order.position_id;
+        v_detail := CASE
+            WHEN NOT FOUND THEN 'the order''s position does not exist'
+            WHEN v_position.symbol <> v_order.symbol THEN 'the position is for another symbol'
+            WHEN v_position.version < v_order.position_version_after THEN 'the position is older than the order left it'
+        END;
+    ELSE
+        v_detail := CASE WHEN v_order.position_id IS NOT NULL THEN 'an order that did not execute points at a position' END;
+    END IF;
+    v_checks := v_checks || jsonb_build_object('name', 'position_link', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    -- audit_matches_order: the audit rows of the execution (and of the rollback) carry exactly the order's deltas.
+    SELECT count(*) AS n,
+           coalesce(sum(balance_after - balance_before), 0) AS balance_delta,
+           coalesce(sum(margin_after - margin_before), 0) AS margin_delta,
+           bool_and(order_id IS NOT DISTINCT FROM v_order.id) AS same_order
+    INTO v_audit
+    FROM balance_audit_log
+    WHERE user_id = v_user AND transaction_id = v_order.transaction_id;
+    SELECT * INTO v_checkpoint FROM latest_ledger_checkpoint(v_user);
+    v_detail := CASE
+        WHEN v_executed AND v_audit.n = 0 AND v_checkpoint.created_at IS NOT NULL AND v_checkpoint.created_at > v_order.executed_at THEN NULL
+        WHEN v_executed AND v_audit.n <> v_audit_rows THEN format('%s audit rows, expected %s', v_audit.n, v_audit_rows)
+        WHEN v_executed AND (v_audit.balance_delta <> v_order.balance_delta OR v_audit.margin_delta <> v_order.margin_delta OR NOT coalesce(v_audit.same_order, true))
+            THEN format('audit deltas (%s, %s) differ from the order''s (%s, %s)', trim_scale(v_audit.balance_delta), trim_scale(v_audit.margin_delta),
+                        trim_scale(v_order.balance_delta), trim_scale(v_order.margin_delta))
+        WHEN NOT v_executed AND v_audit.n <> 0 THEN format('%s audit rows for an order that moved no money', v_audit.n)
+    END;
+    IF v_detail IS NULL AND v_order.status = 'rolled_back' THEN
+        SELECT count(*) AS n,
+               coalesce(sum(balance_after - balance_before), 0) AS balance_delta,
+               coalesce(sum(margin_after - margin_before), 0) AS margin_delta,
+               bool_and(order_id IS NOT DISTINCT FROM v_order.id) AS same_order
+        INTO v_audit
+        FROM balance_audit_log
+        WHERE user_id = v_user AND transaction_id = v_order.rollback_transaction_id;
+        IF v_audit.n = 0 AND v_checkpoint.created_at IS NOT NULL AND v_checkpoint.created_at > v_order.rolled_back_at THEN
+            NULL;
+        ELSIF v_audit.n <> v_audit_rows OR v_audit.balance_delta <> -v_order.balance_delta OR v_audit.margin_delta <> -v_order.margin_delta
+              OR NOT coalesce(v_audit.same_order, true) THEN
+            v_detail := 'the rollback''s audit row does not reverse the order''s deltas exactly';
+        END IF;
+    END IF;
+    v_checks := v_checks || jsonb_build_object('name', 'audit_matches_order', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    -- execution_log: the lifecycle events this status implies, in order.
+    SELECT coalesce(array_agg(event ORDER BY seq), '{}') INTO v_events
+    FROM execution_logs WHERE user_id = v_user AND order_id = v_order.id;
+    v_expected := CASE v_order.status
+        WHEN 'executed' THEN ARRAY['EXECUTED']
+        WHEN 'rolled_back' THEN ARRAY['EXECUTED', 'ROLLED_BACK']
+        WHEN 'rejected' THEN ARRAY['REJECTED']
+        WHEN 'failed' THEN ARRAY['FAILED']
+        ELSE '{}'::text[]
+    END;
+    v_detail := CASE WHEN v_events <> v_expected THEN format('events %s, expected %s', v_events, v_expected) END;
+    v_checks := v_checks || jsonb_build_object('name', 'execution_log', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, array_to_string(v_events, ',')));
+
+    -- hash_chain: the account's whole execution-log chain verifies.
+    SELECT format('seq %s: %s', seq, problem) INTO v_detail FROM execution_log_chain_breaks(v_user) ORDER BY seq LIMIT 1;
+    v_checks := v_checks || jsonb_build_object('name', 'hash_chain', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    -- audit_chain: every audit row continues the previous one.
+    SELECT format('audit row %s: %s', audit_id, problem) INTO v_detail FROM balance_audit_chain_breaks(v_user) ORDER BY audit_id LIMIT 1;
+    v_checks := v_checks || jsonb_build_object('name', 'audit_chain', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    -- ledger: the account equals its checkpoint plus the audited deltas, and its margin the open positions'.
+    SELECT format('balance %s vs ledger %s, used_margin %s vs ledger %s', trim_scale(balance), trim_scale(ledger_balance),
+                  trim_scale(used_margin), trim_scale(ledger_used_margin))
+    INTO v_detail FROM ledger_mismatches(v_user);
+    IF v_detail IS NULL THEN
+        SELECT format('used_margin %s vs open positions %s', trim_scale(used_margin), trim_scale(positions_margin))
+        INTO v_detail FROM margin_mismatches(v_user);
+    END IF;
+    v_checks := v_checks || jsonb_build_object('name', 'account_matches_ledger', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    RETURN envelope(true, NULL, NULL, 200, jsonb_build_object(
+        'transaction_id', p_transaction_id,
+        'order_id', v_order.id,
+        'order_status', v_order.status,
+        'valid', NOT jsonb_path_exists(v_checks, '$[*] ? (@.passed == false)'),
+        'checks', v_checks));
+END
+$$;
+
+REVOKE ALL ON FUNCTION validate_atomic_execution_integrity(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION validate_atomic_execution_integrity(uuid) TO orders_api, orders_maintenance;
+GRANT EXECUTE ON FUNCTION execution_log_chain_breaks(uuid) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION latest_ledger_checkpoint(uuid) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION balance_audit_chain_breaks(uuid) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION ledger_mismatches(uuid) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION margin_mismatches(uuid) TO orders_maintenance;
+
+RESET ROLE;

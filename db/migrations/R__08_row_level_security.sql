@@ -1,0 +1,35 @@
+-- Row-level security, FORCED so the table owner (and so every SECURITY DEFINER function) obeys it too.
+--   <table>_tenant       orders_api and orders_owner see and write only the acting user's rows (app.user_id);
+--   <table>_maintenance  orders_maintenance reads every tenant (timers, admin); it writes only through
+--                        SECURITY DEFINER functions, which act for one user at a time;
+--   <table>_archiver     orders_archiver reads and deletes archived audit and error rows and writes checkpoints.
+-- Any other role sees nothing (no policy = no rows).
+SET LOCAL ROLE orders_owner;
+SET LOCAL search_path = trading, pg_catalog;
+
+DO $$
+DECLARE
+    t text;
+    p record;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['accounts', 'strategies', 'positions', 'orders', 'fills', 'execution_logs',
+                             'balance_audit_log', 'error_log', 'ledger_checkpoints'] LOOP
+        EXECUTE format('ALTER TABLE trading.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE trading.%I FORCE ROW LEVEL SECURITY', t);
+        -- Rebuild this script's policies from scratch so a policy removed here disappears from the database.
+        FOR p IN SELECT policyname FROM pg_policies WHERE schemaname = 'trading' AND tablename = t LOOP
+            EXECUTE format('DROP POLICY %I ON trading.%I', p.policyname, t);
+        END LOOP;
+        EXECUTE format($f$CREATE POLICY %I ON trading.%I FOR ALL TO orders_api, orders_owner
+                          USING (user_id = trading.app_current_user())
+                          WITH CHECK (user_id = trading.app_current_user())$f$, t || '_tenant', t);
+        EXECUTE format('CREATE POLICY %I ON trading.%I FOR SELECT TO orders_maintenance USING (true)', t || '_maintenance', t);
+    END LOOP;
+
+    FOREACH t IN ARRAY ARRAY['balance_audit_log', 'error_log', 'ledger_checkpoints'] LOOP
+        EXECUTE format('CREATE POLICY %I ON trading.%I FOR ALL TO orders_archiver USING (true) WITH CHECK (true)', t || '_archiver', t);
+    END LOOP;
+END
+$$;
+
+RESET ROLE;

@@ -1,0 +1,45 @@
+-- Table privileges, least first: the API reads its own rows and writes only through execute_order;
+-- maintenance reads everything and writes only its run records; the archiver deletes archived rows.
+-- Function grants sit next to each function.
+SET LOCAL ROLE orders_owner;
+SET LOCAL search_path = trading, pg_catalog;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver;
+
+GRANT SELECT ON accounts, strategies, instruments, positions, orders, fills TO orders_api;
+
+GRANT SELECT ON ALL TABLES IN SCHEMA trading TO orders_maintenance;
+GRANT INSERT, UPDATE ON maintenance_runs TO orders_maintenance;
+
+GRANT SELECT, DELETE ON balance_audit_log, error_log TO orders_archiver;
+GRANT SELECT, INSERT ON audit_archives, ledger_checkpoints TO orders_archiver;
+GRANT SELECT ON accounts, maintenance_runs TO orders_archiver;
+GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
+                          error_envelope(text, text, integer, jsonb),
+                          validation_error(text, text)
+    TO orders_archiver;
+
+RESET ROLE;
+
+-- Grants the runtime roles to the login the application connects as (`OrderFunctions.Db grant-app`).
+-- The login must not inherit them: it has no privileges until each transaction picks one with
+-- SET LOCAL ROLE, so a forgotten role fails closed. Run by the migrating (admin) login.
+CREATE OR REPLACE FUNCTION trading.grant_application_roles(p_login text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_login AND rolcanlogin) THEN
+        RAISE EXCEPTION 'no login role named %', p_login USING ERRCODE = 'undefined_object';
+    END IF;
+    IF current_setting('server_version_num')::int >= 160000 THEN
+        EXECUTE format('GRANT orders_api, orders_maintenance TO %I WITH INHERIT FALSE', p_login);
+    ELSE
+        EXECUTE format('ALTER ROLE %I NOINHERIT', p_login);
+        EXECUTE format('GRANT orders_api, orders_maintenance TO %I', p_login);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION trading.grant_application_roles(text) FROM PUBLIC;
