@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using OrderFunctions.Core.Auth;
+using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Handlers;
+using OrderFunctions.Core.Http;
+
+namespace OrderFunctions.Core.Api;
+
+/// <summary>
+/// The whole HTTP API, host-neutral: authenticates the caller, runs the route's handler and turns every
+/// failure into an envelope. No stack trace, SQL or connection string ever reaches a response.
+/// </summary>
+public sealed partial class OrderApi
+{
+    private readonly TokenValidator _tokens;
+    private readonly ILogger<OrderApi> _logger;
+    private readonly Dictionary<string, ApiEndpoint> _byName;
+
+    public OrderApi(TokenValidator tokens, OrdersHandler orders, AccountHandler accounts, ListingHandler listings,
+        AdminHandler admin, HealthHandler health, ILogger<OrderApi> logger)
+    {
+        _tokens = tokens;
+        _logger = logger;
+        Endpoints =
+        [
+            new(EndpointNames.ExecuteOrder, "POST", Routes.Orders, Access.Trader, orders.ExecuteAsync),
+            new(EndpointNames.ListOrders, "GET", Routes.Orders, Access.Trader, listings.ListOrdersAsync),
+            new(EndpointNames.GetOrder, "GET", Routes.OrderById, Access.Trader, orders.GetAsync),
+            new(EndpointNames.RollbackOrder, "POST", Routes.OrderRollback, Access.Admin, orders.RollbackAsync),
+            new(EndpointNames.CheckTransactionIntegrity, "GET", Routes.TransactionIntegrity, Access.Trader, orders.CheckIntegrityAsync),
+            new(EndpointNames.GetMyAccount, "GET", Routes.AccountMe, Access.Trader, accounts.GetMineAsync),
+            new(EndpointNames.ListPositions, "GET", Routes.Positions, Access.Trader, listings.ListPositionsAsync),
+            new(EndpointNames.ListTrades, "GET", Routes.Trades, Access.Trader, listings.ListTradesAsync),
+            new(EndpointNames.CreateStrategy, "POST", Routes.Strategies, Access.Trader, accounts.CreateStrategyAsync),
+            new(EndpointNames.Health, "GET", Routes.Health, Access.Anonymous, health.CheckAsync),
+            new(EndpointNames.UpsertInstruments, "PUT", Routes.AdminInstruments, Access.Admin, admin.UpsertInstrumentsAsync),
+            new(EndpointNames.Deposit, "POST", Routes.AdminDeposits, Access.Admin, admin.DepositAsync),
+            new(EndpointNames.SyncPositions, "POST", Routes.AdminPositionsSync, Access.Admin, admin.SyncPositionsAsync),
+            new(EndpointNames.RunMaintenance, "POST", Routes.AdminMaintenance, Access.Admin, admin.RunMaintenanceAsync),
+        ];
+        _byName = Endpoints.ToDictionary(e => e.Name, StringComparer.Ordinal);
+    }
+
+    public IReadOnlyList<ApiEndpoint> Endpoints { get; }
+
+    public ApiEndpoint Endpoint(string name) => _byName[name];
+
+    public async Task<ApiResponse> HandleAsync(string endpointName, ApiRequest request, CancellationToken cancellationToken)
+    {
+        var endpoint = _byName[endpointName];
+        var started = Stopwatch.GetTimestamp();
+        ApiResponse response;
+        try
+        {
+            response = await AuthorizeAndRunAsync(endpoint, request, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (DatabaseUnavailableException e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the database is unavailable; try again shortly");
+        }
+        catch (DatabaseTimeoutException e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.Timeout, "the database did not answer in time; nothing was changed");
+        }
+        catch (OutcomeUnknownException e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable,
+                "the database connection was lost while the change was in flight; check its result before repeating it");
+        }
+        catch (Exception e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.InternalError, "an unexpected error occurred; nothing was changed");
+        }
+
+        LogAnswered(endpoint.Name, response.Status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return response;
+    }
+
+    private async Task<ApiResponse> AuthorizeAndRunAsync(ApiEndpoint endpoint, ApiRequest request, CancellationToken cancellationToken)
+    {
+        Caller? caller = null;
+        if (endpoint.Access != Access.Anonymous)
+        {
+            var (validated, problem) = await _tokens.ValidateAsync(request.Header("Authorization"), cancellationToken);
+            if (validated is null)
+            {
+                return ApiResponse.Error(ErrorCodes.Unauthorized, problem ?? "not authenticated",
+                    headers: new Dictionary<string, string> { ["WWW-Authenticate"] = "Bearer" });
+            }
+
+            if (endpoint.Access == Access.Admin && !validated.IsAdmin)
+            {
+                return ApiResponse.Error(ErrorCodes.Forbidden, $"this route requires the {TokenValidator.AdminRole} role");
+            }
+
+            caller = validated;
+        }
+
+        return await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Endpoint} failed")]
+    private partial void LogFailure(Exception exception, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Endpoint} answered {Status} in {ElapsedMs} ms")]
+    private partial void LogAnswered(string endpoint, int status, double elapsedMs);
+}

@@ -1,0 +1,134 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+
+namespace OrderFunctions.Core.Configuration;
+
+/// <summary>
+/// Every setting the application reads, with its default. Keys use the double-underscore form of
+/// environment variables and app settings (<c>Database__ConnectionString</c> is <c>Database:ConnectionString</c>).
+/// local.settings.sample.json lists the same keys; a test keeps the two in step.
+/// </summary>
+public sealed record OrderFunctionsSettings
+{
+    public required DatabaseSettings Database { get; init; }
+    public required AuthSettings Auth { get; init; }
+    public required MaintenanceSettings Maintenance { get; init; }
+    public required ArchiveStorageSettings ArchiveStorage { get; init; }
+    public required string OrphanScanSchedule { get; init; }
+    public required string AuditRetentionSchedule { get; init; }
+
+    /// <summary>The setting keys as they appear in app settings, for documentation and tests.</summary>
+    public static IReadOnlyList<string> Keys { get; } =
+    [
+        "Database__ConnectionString", "Database__UseEntraAuthentication", "Database__CommandTimeoutSeconds", "Database__MaxRetries",
+        "Auth__Issuer", "Auth__Audience", "Auth__SigningKey", "Auth__Authority",
+        Schedules.OrphanScanSetting, Schedules.AuditRetentionSetting,
+        "Maintenance__OrphanThresholdMinutes", "Maintenance__AuditLogRetentionDays", "Maintenance__ErrorLogRetentionDays",
+        "Maintenance__RetentionBatchSize",
+        "ArchiveStorage__ConnectionString", "ArchiveStorage__serviceUri", "ArchiveStorage__ContainerName",
+    ];
+
+    public static OrderFunctionsSettings Load(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return new OrderFunctionsSettings
+        {
+            Database = new DatabaseSettings
+            {
+                ConnectionString = configuration["Database:ConnectionString"] ?? "",
+                UseEntraAuthentication = Bool(configuration, "Database:UseEntraAuthentication", false),
+                CommandTimeoutSeconds = Int(configuration, "Database:CommandTimeoutSeconds", 15, 1, 600),
+                MaxRetries = Int(configuration, "Database:MaxRetries", 3, 0, 10),
+            },
+            Auth = new AuthSettings
+            {
+                Issuer = configuration["Auth:Issuer"] ?? "",
+                Audience = configuration["Auth:Audience"] ?? "",
+                SigningKey = configuration["Auth:SigningKey"] ?? "",
+                Authority = configuration["Auth:Authority"] ?? "",
+            },
+            Maintenance = new MaintenanceSettings
+            {
+                OrphanThresholdMinutes = Int(configuration, "Maintenance:OrphanThresholdMinutes", 10, 1, 10_000),
+                AuditLogRetentionDays = Int(configuration, "Maintenance:AuditLogRetentionDays", 2557, 1, 100_000),
+                ErrorLogRetentionDays = Int(configuration, "Maintenance:ErrorLogRetentionDays", 90, 1, 100_000),
+                RetentionBatchSize = Int(configuration, "Maintenance:RetentionBatchSize", 5000, 1, 100_000),
+            },
+            ArchiveStorage = new ArchiveStorageSettings
+            {
+                ConnectionString = configuration["ArchiveStorage:ConnectionString"] ?? "",
+                ServiceUri = configuration["ArchiveStorage:serviceUri"] ?? "",
+                ContainerName = NonEmpty(configuration["ArchiveStorage:ContainerName"], "audit-archive"),
+            },
+            OrphanScanSchedule = NonEmpty(configuration[Schedules.OrphanScanSetting], Schedules.OrphanScanDefault),
+            AuditRetentionSchedule = NonEmpty(configuration[Schedules.AuditRetentionSetting], Schedules.AuditRetentionDefault),
+        };
+    }
+
+    private static string NonEmpty(string? value, string fallback) => string.IsNullOrWhiteSpace(value) ? fallback : value.Trim();
+
+    private static bool Bool(IConfiguration c, string key, bool fallback)
+    {
+        var raw = c[key];
+        if (string.IsNullOrWhiteSpace(raw))
+        {
+            return fallback;
+        }
+
+        return bool.TryParse(raw, out var value)
+            ? value
+            : throw new InvalidOperationException($"Setting {key.Replace(":", "__", StringComparison.Ordinal)} must be true or false, not '{raw}'.");
+    }
+
+    private static int Int(IConfiguration c, string key, int fallback, int min, int max)
+    {
+        var raw = c[key];
+        if (string.IsNullOrWhiteSpace(raw))
+        {
+            return fallback;
+        }
+
+        if (!int.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+        {
+            throw new InvalidOperationException($"Setting {key.Replace(":", "__", StringComparison.Ordinal)} must be an integer from {min} to {max}, not '{raw}'.");
+        }
+
+        return value;
+    }
+}
+
+public sealed record DatabaseSettings
+{
+    public required string ConnectionString { get; init; }
+    public bool UseEntraAuthentication { get; init; }
+    public int CommandTimeoutSeconds { get; init; } = 15;
+    public int MaxRetries { get; init; } = 3;
+}
+
+public sealed record AuthSettings
+{
+    public required string Issuer { get; init; }
+    public required string Audience { get; init; }
+
+    /// <summary>HS256 key (UTF-8 bytes, at least 32) for local development; empty when an OIDC authority signs tokens.</summary>
+    public required string SigningKey { get; init; }
+
+    /// <summary>OIDC authority (its /.well-known/openid-configuration gives the signing keys) in Azure.</summary>
+    public required string Authority { get; init; }
+}
+
+public sealed record MaintenanceSettings
+{
+    public int OrphanThresholdMinutes { get; init; } = 10;
+    public int AuditLogRetentionDays { get; init; } = 2557;
+    public int ErrorLogRetentionDays { get; init; } = 90;
+    public int RetentionBatchSize { get; init; } = 5000;
+}
+
+public sealed record ArchiveStorageSettings
+{
+    /// <summary>Connection string (Azurite locally); empty in Azure, where <see cref="ServiceUri"/> and a managed identity are used.</summary>
+    public required string ConnectionString { get; init; }
+    public required string ServiceUri { get; init; }
+    public required string ContainerName { get; init; }
+}

@@ -1,0 +1,76 @@
+using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Http;
+
+namespace OrderFunctions.Core.Handlers;
+
+/// <summary>The trader's own account and strategies.</summary>
+public sealed class AccountHandler(OrdersDatabase database)
+{
+    public async Task<ApiResponse> GetMineAsync(ApiContext context)
+    {
+        var query = new Query(context.Request);
+        query.RejectUnknown();
+        if (query.Errors.Count > 0)
+        {
+            return ApiResponse.Validation(query.Errors);
+        }
+
+        // Equity marks open positions at the instruments' last prices.
+        const string sql = """
+            SELECT a.user_id, a.status, a.balance, a.used_margin, a.realized_pnl, u.unrealized_pnl,
+                   a.balance + u.unrealized_pnl AS equity,
+                   a.balance + u.unrealized_pnl - a.used_margin AS free_margin,
+                   a.version, a.created_at, a.updated_at
+            FROM trading.accounts a
+            CROSS JOIN LATERAL (SELECT trading.account_unrealized_pnl(a.user_id) AS unrealized_pnl) u
+            WHERE a.user_id = @UserId
+            """;
+        var userId = context.RequiredCaller.UserId;
+        var account = await database.QueryAsync(DbRole.Api, userId, sql, new { UserId = userId }, Repeatable.Yes,
+            grid => grid.ReadSingleOrDefaultAsync<AccountView>(), context.CancellationToken);
+        return account is null
+            ? ApiResponse.Error(ErrorCodes.UserNotFound, "you have no account yet; an admin deposit opens one")
+            : ApiResponse.Success(200, account);
+    }
+
+    public async Task<ApiResponse> CreateStrategyAsync(ApiContext context)
+    {
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var errors = new List<FieldError>();
+            var fields = new FieldReader(document!.RootElement, errors);
+            var name = fields.String("name", required: true, maxLength: 100);
+            fields.RejectUnknownFields();
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, "SELECT trading.create_strategy(@Name)",
+                new { Name = name }, Repeatable.Yes, context.CancellationToken);
+            return ApiResponse.FromEnvelope(envelope);
+        }
+    }
+}
+
+public sealed record AccountView
+{
+    public Guid UserId { get; init; }
+    public string Status { get; init; } = "";
+    public decimal Balance { get; init; }
+    public decimal UsedMargin { get; init; }
+    public decimal RealizedPnl { get; init; }
+    public decimal UnrealizedPnl { get; init; }
+    public decimal Equity { get; init; }
+    public decimal FreeMargin { get; init; }
+    public long Version { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; init; }
+}

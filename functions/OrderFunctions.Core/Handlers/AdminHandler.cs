@@ -1,0 +1,215 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Jobs;
+
+namespace OrderFunctions.Core.Handlers;
+
+/// <summary>Admin routes: reference data, deposits, broker position snapshots and maintenance runs.</summary>
+public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenanceJob> jobs)
+{
+    private static readonly string[] PositionSides = ["long", "short"];
+    private readonly Dictionary<string, IMaintenanceJob> _jobs = jobs.ToDictionary(j => j.Name, StringComparer.Ordinal);
+
+    public async Task<ApiResponse> UpsertInstrumentsAsync(ApiContext context)
+    {
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var errors = new List<FieldError>();
+            var fields = new FieldReader(document!.RootElement, errors);
+            var items = fields.Array("instruments", required: true, maxItems: 1000);
+            fields.RejectUnknownFields();
+            var instruments = new JsonArray();
+            if (items is { } array)
+            {
+                if (array.GetArrayLength() == 0)
+                {
+                    fields.Fail("instruments", "must not be empty");
+                }
+
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                var index = 0;
+                foreach (var item in array.EnumerateArray())
+                {
+                    var prefix = $"instruments[{index++}].";
+                    if (item.ValueKind != JsonValueKind.Object)
+                    {
+                        errors.Add(new FieldError(prefix.TrimEnd('.'), "must be an object"));
+                        continue;
+                    }
+
+                    var f = new FieldReader(item, errors, prefix);
+                    var symbol = f.String("symbol", required: true, maxLength: 32);
+                    if (symbol is not null && !Instruments.IsSymbol(symbol))
+                    {
+                        f.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
+                    }
+                    else if (symbol is not null && !seen.Add(symbol))
+                    {
+                        f.Fail("symbol", "appears more than once");
+                    }
+
+                    var instrument = new JsonObject
+                    {
+                        ["symbol"] = symbol,
+                        ["description"] = f.String("description", required: false, maxLength: 200),
+                        ["contract_size"] = f.Decimal("contract_size", true, 0m, 1e12m, 8),
+                        ["margin_rate"] = f.Decimal("margin_rate", true, 0m, 1.00000001m, 8),
+                        ["commission_rate"] = f.Decimal("commission_rate", false, null, 1m, 8, atLeast: 0m),
+                        ["min_qty"] = f.Decimal("min_qty", true, 0m, 1e12m, 8),
+                        ["qty_step"] = f.Decimal("qty_step", true, 0m, 1e12m, 8),
+                        ["tick_size"] = f.Decimal("tick_size", true, 0m, 1e12m, 8),
+                        ["last_price"] = f.Decimal("last_price", false, 0m, 1e12m, 8),
+                        ["tradable"] = f.Boolean("tradable", required: false),
+                    };
+                    if ((decimal?)instrument["margin_rate"] > 1m)
+                    {
+                        f.Fail("margin_rate", "must be at most 1");
+                    }
+
+                    f.RejectUnknownFields();
+                    instruments.Add(instrument);
+                }
+            }
+
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)",
+                new { Items = instruments.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+            return ApiResponse.FromEnvelope(envelope);
+        }
+    }
+
+    public async Task<ApiResponse> DepositAsync(ApiContext context)
+    {
+        if (!OrdersHandler.TryRouteId(context, "userId", out var userId, out var error))
+        {
+            return error;
+        }
+
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var errors = new List<FieldError>();
+            var fields = new FieldReader(document!.RootElement, errors);
+            var amount = fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8);
+            var reason = fields.String("reason", required: false, maxLength: 200) ?? "deposit";
+            fields.RejectUnknownFields();
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            // A deposit applied twice is money created: never repeated after an ambiguous connection loss.
+            var envelope = await database.CallAsync(DbRole.Maintenance, userId,
+                "SELECT trading.update_user_balance_and_margin(@Amount, 0, @Reason, true)",
+                new { Amount = amount, Reason = reason }, Repeatable.No, context.CancellationToken);
+            return ApiResponse.FromEnvelope(envelope, (bool?)envelope["success"] == true ? 201 : null);
+        }
+    }
+
+    public async Task<ApiResponse> SyncPositionsAsync(ApiContext context)
+    {
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var errors = new List<FieldError>();
+            var fields = new FieldReader(document!.RootElement, errors);
+            var userId = fields.Uuid("user_id", required: true);
+            var items = fields.Array("positions", required: true, maxItems: 1000);
+            fields.RejectUnknownFields();
+            var positions = new JsonArray();
+            if (items is { } array)
+            {
+                var index = 0;
+                foreach (var item in array.EnumerateArray())
+                {
+                    var prefix = $"positions[{index++}].";
+                    if (item.ValueKind != JsonValueKind.Object)
+                    {
+                        errors.Add(new FieldError(prefix.TrimEnd('.'), "must be an object"));
+                        continue;
+                    }
+
+                    var f = new FieldReader(item, errors, prefix);
+                    var symbol = f.String("symbol", required: true, maxLength: 32);
+                    if (symbol is not null && !Instruments.IsSymbol(symbol))
+                    {
+                        f.Fail("symbol", "is not a valid symbol");
+                    }
+
+                    positions.Add(new JsonObject
+                    {
+                        ["symbol"] = symbol,
+                        ["side"] = f.String("side", required: true, maxLength: 5, allowed: PositionSides),
+                        ["quantity"] = f.Decimal("quantity", true, 0m, 1e12m, 8),
+                        ["avg_entry_price"] = f.Decimal("avg_entry_price", true, 0m, 1e12m, 12),
+                        ["stop_loss"] = f.Decimal("stop_loss", false, 0m, 1e12m, 8),
+                        ["take_profit"] = f.Decimal("take_profit", false, 0m, 1e12m, 8),
+                    });
+                    f.RejectUnknownFields();
+                }
+            }
+
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            // Replacing positions with the same snapshot again yields the same state.
+            var envelope = await database.CallAsync(DbRole.Maintenance, userId, "SELECT trading.sync_positions(@Positions::jsonb)",
+                new { Positions = positions.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+            return ApiResponse.FromEnvelope(envelope);
+        }
+    }
+
+    public async Task<ApiResponse> RunMaintenanceAsync(ApiContext context)
+    {
+        var name = context.Request.RouteValue("job");
+        if (name is null || !_jobs.TryGetValue(name, out var job))
+        {
+            return ApiResponse.Validation("job", $"must be one of {string.Join(", ", JobNames.All)}");
+        }
+
+        var run = await job.RunAsync("admin:" + context.RequiredCaller.UserId, context.CancellationToken);
+        var data = Json.ToNode(run)!;
+        return run.Status switch
+        {
+            JobRun.Succeeded => ApiResponse.Success(200, data),
+            JobRun.Skipped => ApiResponse.Error(ErrorCodes.JobSkipped, "another instance is running this job now; its run is recorded as skipped", data),
+            _ => ApiResponse.Error(ErrorCodes.InternalError, $"the {name} run failed: {run.Error}", data),
+        };
+    }
+}
+
+/// <summary>Instrument symbol rules shared by every route that names one.</summary>
+public static partial class Instruments
+{
+    public static bool IsSymbol(string symbol) => SymbolPattern().IsMatch(symbol);
+
+    // The same pattern as the instruments.symbol CHECK constraint.
+    [GeneratedRegex("^[A-Z0-9][A-Z0-9._/-]{0,31}$", RegexOptions.CultureInvariant)]
+    private static partial Regex SymbolPattern();
+}

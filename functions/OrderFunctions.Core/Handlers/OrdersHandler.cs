@@ -1,0 +1,216 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Http;
+
+namespace OrderFunctions.Core.Handlers;
+
+/// <summary>Executing, reading, rolling back and checking orders.</summary>
+public sealed class OrdersHandler(OrdersDatabase database)
+{
+    public const string IdempotencyKeyHeader = "Idempotency-Key";
+    public const string ReplayedHeader = "Idempotent-Replayed";
+    private static readonly string[] Sides = ["buy", "sell"];
+    private static readonly string[] Types = ["market", "limit"];
+
+    public async Task<ApiResponse> ExecuteAsync(ApiContext context)
+    {
+        var errors = new List<FieldError>();
+        var key = context.Request.Header(IdempotencyKeyHeader);
+        if (key is null)
+        {
+            errors.Add(new FieldError(IdempotencyKeyHeader, "is required: a unique key per order (1-255 printable characters)"));
+        }
+        else if (key.Length is < 1 or > 255 || key.Any(c => c is < ' ' or > '~'))
+        {
+            errors.Add(new FieldError(IdempotencyKeyHeader, "must be 1-255 printable ASCII characters"));
+        }
+
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var order = ReadOrder(new FieldReader(document!.RootElement, errors));
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            const string sql = """
+                SELECT trading.execute_order(@Symbol, @Side, @Type, @Quantity, @LimitPrice, @Key, @Fingerprint,
+                                             @StrategyId, @StopLoss, @TakeProfit)
+                """;
+            // Keyed by Idempotency-Key: repeating the call after a lost connection cannot execute twice.
+            var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, sql,
+                new
+                {
+                    order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
+                    order.StrategyId, order.StopLoss, order.TakeProfit,
+                },
+                Repeatable.Yes, context.CancellationToken);
+
+            if (envelope.Remove("replayed"))
+            {
+                var success = (bool?)envelope["success"] == true;
+                return ApiResponse.FromEnvelope(envelope, success ? 200 : null, new Dictionary<string, string> { [ReplayedHeader] = "true" });
+            }
+
+            return ApiResponse.FromEnvelope(envelope);
+        }
+    }
+
+    public async Task<ApiResponse> GetAsync(ApiContext context)
+    {
+        if (!TryRouteId(context, "id", out var id, out var error))
+        {
+            return error;
+        }
+
+        const string sql = """
+            SELECT o.id, o.transaction_id, o.symbol, o.side, o.type, o.quantity, o.filled_quantity, o.limit_price,
+                   o.stop_loss, o.take_profit, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl,
+                   o.balance_delta, o.margin_delta, o.position_id, o.strategy_id, o.failure_reason, o.error_code,
+                   o.rollback_transaction_id, o.rolled_back_at, o.created_at,
+                   f.id AS fill_id, f.quantity AS fill_quantity, f.price AS fill_price, f.commission AS fill_commission,
+                   f.realized_pnl AS fill_realized_pnl, f.venue AS fill_venue, f.filled_at AS fill_filled_at,
+                   p.symbol AS position_symbol, p.side AS position_side, p.status AS position_status,
+                   p.quantity AS position_quantity, p.avg_entry_price AS position_avg_entry_price,
+                   p.used_margin AS position_used_margin, p.realized_pnl AS position_realized_pnl,
+                   p.commission_paid AS position_commission_paid, p.version AS position_version,
+                   p.opened_at AS position_opened_at, p.closed_at AS position_closed_at
+            FROM trading.orders o
+            LEFT JOIN trading.fills f ON f.user_id = o.user_id AND f.order_id = o.id
+            LEFT JOIN trading.positions p ON p.user_id = o.user_id AND p.id = o.position_id
+            WHERE o.user_id = @UserId AND o.id = @Id
+            """;
+        var row = await database.QueryAsync(DbRole.Api, context.RequiredCaller.UserId, sql, new { context.RequiredCaller.UserId, Id = id },
+            Repeatable.Yes, grid => grid.ReadSingleOrDefaultAsync<OrderDetailRow>(), context.CancellationToken);
+        var view = row?.ToView();
+
+        // Another trader's order is invisible under row-level security: indistinguishable from none.
+        return view is null
+            ? ApiResponse.Error(ErrorCodes.OrderNotFound, "no such order", new JsonObject { ["order_id"] = id.ToString() })
+            : ApiResponse.Success(200, view);
+    }
+
+    public async Task<ApiResponse> RollbackAsync(ApiContext context)
+    {
+        if (!TryRouteId(context, "id", out var id, out var error))
+        {
+            return error;
+        }
+
+        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+
+        using (document)
+        {
+            var errors = new List<FieldError>();
+            var fields = new FieldReader(document!.RootElement, errors);
+            var reason = fields.String("reason", required: true, maxLength: 500);
+            fields.RejectUnknownFields();
+            if (errors.Count > 0)
+            {
+                return ApiResponse.Validation(errors);
+            }
+
+            // The rollback acts for the order's owner: maintenance reads the owner, then the function runs
+            // for that user, all in one round trip.
+            const string sql = """
+                SELECT set_config('app.user_id', coalesce((SELECT user_id::text FROM trading.orders WHERE id = @Id LIMIT 1), ''), true);
+                SELECT trading.rollback_order_execution(@Id, @Reason);
+                """;
+            var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Repeatable.No,
+                async grid =>
+                {
+                    await grid.ReadAsync();
+                    return JsonNode.Parse(await grid.ReadSingleAsync<string>())!.AsObject();
+                },
+                context.CancellationToken);
+
+            if ((string?)envelope["error_code"] == ErrorCodes.UserNotFound)
+            {
+                return ApiResponse.Error(ErrorCodes.OrderNotFound, "no such order", new JsonObject { ["order_id"] = id.ToString() });
+            }
+
+            return ApiResponse.FromEnvelope(envelope);
+        }
+    }
+
+    public async Task<ApiResponse> CheckIntegrityAsync(ApiContext context)
+    {
+        if (!TryRouteId(context, "id", out var id, out var error))
+        {
+            return error;
+        }
+
+        var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId,
+            "SELECT trading.validate_atomic_execution_integrity(@Id)", new { Id = id }, Repeatable.Yes, context.CancellationToken);
+        return ApiResponse.FromEnvelope(envelope);
+    }
+
+    internal static bool TryRouteId(ApiContext context, string name, out Guid id, out ApiResponse error)
+    {
+        if (Guid.TryParseExact(context.Request.RouteValue(name), "D", out id))
+        {
+            error = null!;
+            return true;
+        }
+
+        error = ApiResponse.Validation(name, "must be a UUID");
+        return false;
+    }
+
+    private static OrderRequest ReadOrder(FieldReader fields)
+    {
+        var symbol = fields.String("symbol", required: true, maxLength: 32);
+        if (symbol is not null && !Instruments.IsSymbol(symbol))
+        {
+            fields.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
+        }
+
+        var side = fields.String("side", required: true, maxLength: 4, allowed: Sides);
+        var type = fields.String("type", required: true, maxLength: 6, allowed: Types);
+        var quantity = fields.Decimal("quantity", required: true, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        var limitPrice = fields.Decimal("limit_price", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        if (type == "limit" && limitPrice is null && !fields.Errors.Any(e => e.Field == "limit_price"))
+        {
+            fields.Fail("limit_price", "is required for a limit order");
+        }
+        else if (type == "market" && limitPrice is not null)
+        {
+            fields.Fail("limit_price", "must be omitted for a market order");
+        }
+
+        var strategyId = fields.Uuid("strategy_id", required: false);
+        var stopLoss = fields.Decimal("stop_loss", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        var takeProfit = fields.Decimal("take_profit", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        fields.RejectUnknownFields();
+        return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit);
+    }
+
+    /// <summary>
+    /// The request's identity for idempotency: the same order in any JSON spelling (field order, 1.5 vs
+    /// "1.50") has the same fingerprint; any difference in what would execute changes it.
+    /// </summary>
+    internal static string Fingerprint(OrderRequest order)
+    {
+        static string D(decimal? d) => d is { } v ? Json.Normalize(v).ToString(CultureInfo.InvariantCulture) : "";
+        var canonical = string.Join('\u001f', "v1", order.Symbol, order.Side, order.Type, D(order.Quantity), D(order.LimitPrice),
+            order.StrategyId?.ToString() ?? "", D(order.StopLoss), D(order.TakeProfit));
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
+    }
+
+    internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, Guid? StrategyId,
+        decimal? StopLoss, decimal? TakeProfit);
+}

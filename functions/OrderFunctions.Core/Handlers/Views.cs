@@ -1,0 +1,133 @@
+namespace OrderFunctions.Core.Handlers;
+
+// Rows as the API returns them (snake_case in JSON). Dapper maps columns by name (underscores ignored).
+
+public sealed record OrderView
+{
+    public Guid Id { get; init; }
+    public Guid TransactionId { get; init; }
+    public string Symbol { get; init; } = "";
+    public string Side { get; init; } = "";
+    public string Type { get; init; } = "";
+    public decimal Quantity { get; init; }
+    public decimal FilledQuantity { get; init; }
+    public decimal? LimitPrice { get; init; }
+    public decimal? StopLoss { get; init; }
+    public decimal? TakeProfit { get; init; }
+    public string Status { get; init; } = "";
+    public decimal? ExecutedPrice { get; init; }
+    public DateTime? ExecutedAt { get; init; }
+    public decimal? Commission { get; init; }
+    public decimal? RealizedPnl { get; init; }
+    public decimal? BalanceDelta { get; init; }
+    public decimal? MarginDelta { get; init; }
+    public Guid? PositionId { get; init; }
+    public Guid? StrategyId { get; init; }
+    public string? FailureReason { get; init; }
+    public string? ErrorCode { get; init; }
+    public Guid? RollbackTransactionId { get; init; }
+    public DateTime? RolledBackAt { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public FillView? Fill { get; init; }
+    public PositionView? Position { get; init; }
+}
+
+public sealed record FillView
+{
+    public Guid Id { get; init; }
+    public decimal Quantity { get; init; }
+    public decimal Price { get; init; }
+    public decimal Commission { get; init; }
+    public decimal RealizedPnl { get; init; }
+    public string Venue { get; init; } = "";
+    public DateTime FilledAt { get; init; }
+}
+
+public sealed record PositionView
+{
+    public Guid Id { get; init; }
+    public string Symbol { get; init; } = "";
+    public string Side { get; init; } = "";
+    public string Status { get; init; } = "";
+    public decimal Quantity { get; init; }
+    public decimal AvgEntryPrice { get; init; }
+    public decimal UsedMargin { get; init; }
+    public decimal RealizedPnl { get; init; }
+    public decimal CommissionPaid { get; init; }
+    public long Version { get; init; }
+    public DateTime OpenedAt { get; init; }
+    public DateTime? ClosedAt { get; init; }
+}
+
+/// <summary>An order joined with its fill and position in one row (one query), split into views.</summary>
+internal sealed record OrderDetailRow
+{
+    public Guid Id { get; init; }
+    public Guid TransactionId { get; init; }
+    public string Symbol { get; init; } = "";
+    public string Side { get; init; } = "";
+    public string Type { get; init; } = "";
+    public decimal Quantity { get; init; }
+    public decimal FilledQuantity { get; init; }
+    public decimal? LimitPrice { get; init; }
+    public decimal? StopLoss { get; init; }
+    public decimal? TakeProfit { get; init; }
+    public string Status { get; init; } = "";
+    public decimal? ExecutedPrice { get; init; }
+    public DateTime? ExecutedAt { get; init; }
+    public decimal? Commission { get; init; }
+    public decimal? RealizedPnl { get; init; }
+    public decimal? BalanceDelta { get; init; }
+    public decimal? MarginDelta { get; init; }
+    public Guid? PositionId { get; init; }
+    public Guid? StrategyId { get; init; }
+    public string? FailureReason { get; init; }
+    public string? ErrorCode { get; init; }
+    public Guid? RollbackTransactionId { get; init; }
+    public DateTime? RolledBackAt { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public Guid? FillId { get; init; }
+    public decimal? FillQuantity { get; init; }
+    public decimal? FillPrice { get; init; }
+    public decimal? FillCommission { get; init; }
+    public decimal? FillRealizedPnl { get; init; }
+    public string? FillVenue { get; init; }
+    public DateTime? FillFilledAt { get; init; }
+    public string? PositionSymbol { get; init; }
+    public string? PositionSide { get; init; }
+    public string? PositionStatus { get; init; }
+    public decimal? PositionQuantity { get; init; }
+    public decimal? PositionAvgEntryPrice { get; init; }
+    public decimal? PositionUsedMargin { get; init; }
+    public decimal? PositionRealizedPnl { get; init; }
+    public decimal? PositionCommissionPaid { get; init; }
+    public long? PositionVersion { get; init; }
+    public DateTime? PositionOpenedAt { get; init; }
+    public DateTime? PositionClosedAt { get; init; }
+
+    public OrderView ToView() => new()
+    {
+        Id = Id, TransactionId = TransactionId, Symbol = Symbol, Side = Side, Type = Type, Quantity = Quantity,
+        FilledQuantity = FilledQuantity, LimitPrice = LimitPrice, StopLoss = StopLoss, TakeProfit = TakeProfit, Status = Status,
+        ExecutedPrice = ExecutedPrice, ExecutedAt = ExecutedAt, Commission = Commission, RealizedPnl = RealizedPnl,
+        BalanceDelta = BalanceDelta, MarginDelta = MarginDelta, PositionId = PositionId, StrategyId = StrategyId,
+        FailureReason = FailureReason, ErrorCode = ErrorCode, RollbackTransactionId = RollbackTransactionId,
+        RolledBackAt = RolledBackAt, CreatedAt = CreatedAt,
+        Fill = FillId is { } fillId
+            ? new FillView
+            {
+                Id = fillId, Quantity = FillQuantity!.Value, Price = FillPrice!.Value, Commission = FillCommission!.Value,
+                RealizedPnl = FillRealizedPnl!.Value, Venue = FillVenue!, FilledAt = FillFilledAt!.Value,
+            }
+            : null,
+        Position = PositionId is { } positionId && PositionSymbol is not null
+            ? new PositionView
+            {
+                Id = positionId, Symbol = PositionSymbol, Side = PositionSide!, Status = PositionStatus!,
+                Quantity = PositionQuantity!.Value, AvgEntryPrice = PositionAvgEntryPrice!.Value, UsedMargin = PositionUsedMargin!.Value,
+                RealizedPnl = PositionRealizedPnl!.Value, CommissionPaid = PositionCommissionPaid!.Value, Version = PositionVersion!.Value,
+                OpenedAt = PositionOpenedAt!.Value, ClosedAt = PositionClosedAt,
+            }
+            : null,
+    };
+}

@@ -1,0 +1,226 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace OrderFunctions.Core.Http;
+
+/// <summary>
+/// Reads the fields of one JSON object, collecting every problem as a <see cref="FieldError"/> instead of
+/// stopping at the first, so a client learns all that is wrong in one round.
+/// </summary>
+public sealed class FieldReader
+{
+    private readonly JsonElement _object;
+    private readonly string _prefix;
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
+
+    public FieldReader(JsonElement obj, List<FieldError> errors, string prefix = "")
+    {
+        _object = obj;
+        Errors = errors;
+        _prefix = prefix;
+    }
+
+    public List<FieldError> Errors { get; }
+
+    public void Fail(string field, string message) => Errors.Add(new FieldError(_prefix + field, message));
+
+    /// <summary>Reports members that no reader asked for: a typo must not be silently ignored.</summary>
+    public void RejectUnknownFields()
+    {
+        foreach (var property in _object.EnumerateObject())
+        {
+            if (!_known.Contains(property.Name))
+            {
+                Fail(property.Name, "is not a known field");
+            }
+        }
+    }
+
+    public string? String(string name, bool required, int maxLength, IReadOnlyCollection<string>? allowed = null)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.String)
+        {
+            Fail(name, "must be a string");
+            return null;
+        }
+
+        var text = value.GetString()!;
+        if (allowed is not null && !allowed.Contains(text))
+        {
+            Fail(name, $"must be one of {string.Join(", ", allowed)}");
+            return null;
+        }
+
+        if (text.Trim().Length == 0 || text.Length > maxLength)
+        {
+            Fail(name, $"must be 1 to {maxLength} characters");
+            return null;
+        }
+
+        return text;
+    }
+
+    public Guid? Uuid(string name, bool required)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind == JsonValueKind.String && Guid.TryParseExact(value.GetString(), "D", out var id))
+        {
+            return id;
+        }
+
+        Fail(name, "must be a UUID string");
+        return null;
+    }
+
+    public bool? Boolean(string name, bool required)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind is JsonValueKind.True or JsonValueKind.False)
+        {
+            return value.GetBoolean();
+        }
+
+        Fail(name, "must be true or false");
+        return null;
+    }
+
+    /// <summary>
+    /// An exact decimal given as a JSON number or a numeric string, within (min, max) and with at most
+    /// <paramref name="maxDecimals"/> digits after the point (trailing zeros do not count).
+    /// </summary>
+    public decimal? Decimal(string name, bool required, decimal? greaterThan, decimal lessThan, int maxDecimals, decimal? atLeast = null)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        string raw;
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            raw = value.GetRawText();
+        }
+        else if (value.ValueKind == JsonValueKind.String)
+        {
+            raw = value.GetString()!;
+        }
+        else
+        {
+            Fail(name, "must be a number");
+            return null;
+        }
+
+        if (!TryParseDecimal(raw, out var number, out var problem))
+        {
+            Fail(name, problem);
+            return null;
+        }
+
+        if (greaterThan is { } gt && number <= gt)
+        {
+            Fail(name, $"must be greater than {gt.ToString(CultureInfo.InvariantCulture)}");
+            return null;
+        }
+
+        if (atLeast is { } min && number < min)
+        {
+            Fail(name, $"must be at least {min.ToString(CultureInfo.InvariantCulture)}");
+            return null;
+        }
+
+        if (Math.Abs(number) >= lessThan)
+        {
+            Fail(name, $"must be below {lessThan.ToString(CultureInfo.InvariantCulture)} in magnitude");
+            return null;
+        }
+
+        if (Json.Scale(number) > maxDecimals)
+        {
+            Fail(name, $"must have at most {maxDecimals} decimals");
+            return null;
+        }
+
+        return Json.Normalize(number);
+    }
+
+    public JsonElement? Array(string name, bool required, int maxItems)
+    {
+        if (!TryGet(name, required, out var value))
+        {
+            return null;
+        }
+
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            Fail(name, "must be an array");
+            return null;
+        }
+
+        if (value.GetArrayLength() > maxItems)
+        {
+            Fail(name, $"must have at most {maxItems} items");
+            return null;
+        }
+
+        return value;
+    }
+
+    private bool TryGet(string name, bool required, out JsonElement value)
+    {
+        _known.Add(name);
+        if (_object.TryGetProperty(name, out value) && value.ValueKind != JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (required)
+        {
+            Fail(name, "is required");
+        }
+
+        return false;
+    }
+
+    public static bool TryParseDecimal(string raw, out decimal value, out string problem)
+    {
+        value = 0;
+        problem = "";
+        var text = raw.Trim();
+        if (text.Length == 0 || text.Length > 64 || text != raw)
+        {
+            problem = "must be a number";
+            return false;
+        }
+
+        try
+        {
+            if (decimal.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent,
+                    CultureInfo.InvariantCulture, out value))
+            {
+                return true;
+            }
+        }
+        catch (OverflowException)
+        {
+        }
+
+        // decimal.TryParse also fails for numbers beyond ±7.9e28; tell those apart from non-numbers.
+        problem = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && !double.IsFinite(d) || Math.Abs(d) >= 1e28
+            ? "is too large"
+            : "must be a number";
+        return false;
+    }
+}

@@ -1,0 +1,102 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace OrderFunctions.Core.Http;
+
+/// <summary>Reads a JSON request body with the API's limits: 64 KiB, JSON media type, well-formed.</summary>
+public static class RequestBody
+{
+    public const int MaxBytes = 64 * 1024;
+
+    /// <summary>Parses the body, or returns the 413/415/400 response that explains why not.</summary>
+    public static async Task<(JsonDocument? Document, ApiResponse? Error)> ReadJsonAsync(ApiRequest request, CancellationToken cancellationToken)
+    {
+        var contentType = request.Header("Content-Type");
+        if (!string.IsNullOrEmpty(contentType) && !IsJson(contentType))
+        {
+            var message = $"must be application/json, not {contentType}";
+            return (null, ApiResponse.Error(ErrorCodes.UnsupportedMediaType, "Content-Type: " + message, FieldErrors("Content-Type", message)));
+        }
+
+        if (long.TryParse(request.Header("Content-Length"), out var declared) && declared > MaxBytes)
+        {
+            return (null, TooLarge());
+        }
+
+        byte[] bytes;
+        try
+        {
+            bytes = await ReadLimitedAsync(request.Body, cancellationToken);
+        }
+        catch (BodyTooLargeException)
+        {
+            return (null, TooLarge());
+        }
+        catch (IOException e) when (e.InnerException is not OperationCanceledException && IsHostSizeLimit(e))
+        {
+            return (null, TooLarge());
+        }
+
+        if (bytes.Length == 0)
+        {
+            return (null, ApiResponse.Validation("body", "a JSON object is required"));
+        }
+
+        try
+        {
+            var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                return (null, ApiResponse.Validation("body", "must be a JSON object"));
+            }
+
+            return (document, null);
+        }
+        catch (JsonException e)
+        {
+            var where = e.BytePositionInLine is { } col ? $" at line {(e.LineNumber ?? 0) + 1}, byte {col + 1}" : "";
+            return (null, ApiResponse.Validation("body", "is not well-formed JSON" + where));
+        }
+    }
+
+    private static bool IsJson(string contentType)
+    {
+        var mediaType = contentType.Split(';')[0].Trim();
+        return mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            || (mediaType.StartsWith("application/", StringComparison.OrdinalIgnoreCase)
+                && mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase));
+    }
+
+    private static ApiResponse TooLarge() =>
+        ApiResponse.Error(ErrorCodes.PayloadTooLarge, $"body: exceeds {MaxBytes} bytes", FieldErrors("body", $"exceeds {MaxBytes} bytes"));
+
+    private static JsonObject FieldErrors(string field, string message) =>
+        new() { ["errors"] = Json.ToNode(new[] { new FieldError(field, message) }) };
+
+    // Kestrel reports its own MaxRequestBodySize as an IOException subtype (BadHttpRequestException, 413).
+    private static bool IsHostSizeLimit(IOException e) =>
+        e.GetType().Name == "BadHttpRequestException" && e.Message.Contains("too large", StringComparison.OrdinalIgnoreCase);
+
+    private static async Task<byte[]> ReadLimitedAsync(Stream body, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > MaxBytes)
+            {
+                throw new BodyTooLargeException();
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private sealed class BodyTooLargeException : Exception
+    {
+    }
+}

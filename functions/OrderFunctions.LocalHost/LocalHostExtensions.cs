@@ -1,0 +1,82 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Primitives;
+using OrderFunctions.Core;
+using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Http;
+
+namespace OrderFunctions.LocalHost;
+
+public static class LocalHostExtensions
+{
+    /// <summary>Settings (local.settings.json "Values", then environment), Core services, Kestrel limits and schedules.</summary>
+    public static WebApplicationBuilder AddOrderFunctionsLocalHost(this WebApplicationBuilder builder)
+    {
+        // local.settings.json is what `func start` reads; LocalHost reads the same file, below the environment.
+        var localSettings = LocalSettings.Find(builder.Environment.ContentRootPath);
+        if (localSettings is not null)
+        {
+            builder.Configuration.Sources.Insert(0, new LocalSettingsSource(localSettings));
+        }
+
+        builder.Services.AddOrderFunctions(builder.Configuration);
+        builder.Services.Configure<KestrelServerOptions>(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = RequestBody.MaxBytes;
+            kestrel.AddServerHeader = false;
+        });
+        // SIGTERM/Ctrl-C: stop accepting, let in-flight requests finish, then dispose the data source.
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
+        builder.Services.AddHostedService<MaintenanceScheduler>();
+        return builder;
+    }
+
+    /// <summary>Maps every route of <see cref="OrderApi"/> under /api, and envelopes for unknown routes and methods.</summary>
+    public static WebApplication MapOrderFunctions(this WebApplication app)
+    {
+        app.Use(async (context, next) =>
+        {
+            await next(context);
+            if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentLength is null
+                && context.GetEndpoint() is null or { DisplayName: "405 HTTP Method Not Supported" })
+            {
+                var response = context.Response.StatusCode == 405
+                    ? ApiResponse.Error(ErrorCodes.MethodNotAllowed, $"{context.Request.Method} is not allowed on {context.Request.Path}")
+                    : ApiResponse.Error(ErrorCodes.NotFound, $"no route {context.Request.Path}");
+                await WriteAsync(context, response);
+            }
+        });
+
+        var api = app.Services.GetRequiredService<OrderApi>();
+        foreach (var endpoint in api.Endpoints)
+        {
+            var name = endpoint.Name;
+            app.MapMethods($"/{Routes.Prefix}/{endpoint.Route}", [endpoint.Method],
+                    async (HttpContext context) => await WriteAsync(context, await api.HandleAsync(name, ToApiRequest(context), context.RequestAborted)))
+                .WithName(name);
+        }
+
+        return app;
+    }
+
+    private static ApiRequest ToApiRequest(HttpContext context) => new()
+    {
+        Method = context.Request.Method,
+        RouteValues = context.Request.RouteValues.ToDictionary(v => v.Key, v => Convert.ToString(v.Value, System.Globalization.CultureInfo.InvariantCulture) ?? ""),
+        Query = context.Request.Query.ToDictionary(q => q.Key, q => (IReadOnlyList<string>)q.Value.Select(v => v ?? "").ToArray()),
+        Headers = context.Request.Headers.ToDictionary(h => h.Key, h => (string?)h.Value ?? "", StringComparer.OrdinalIgnoreCase),
+        Body = context.Request.Body,
+    };
+
+    private static async Task WriteAsync(HttpContext context, ApiResponse response)
+    {
+        context.Response.StatusCode = response.Status;
+        context.Response.ContentType = response.ContentType;
+        context.Response.ContentLength = response.Body.Length;
+        foreach (var (name, value) in response.Headers)
+        {
+            context.Response.Headers[name] = new StringValues(value);
+        }
+
+        await context.Response.Body.WriteAsync(response.Body, context.RequestAborted);
+    }
+}
