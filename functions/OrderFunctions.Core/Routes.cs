@@ -1,26 +1,26 @@
 namespace OrderFunctions.Core;
 
 /// <summary>
-/// Every HTTP route of the API, relative to the <c>api/</c> prefix. Both hosts (the Functions triggers and
-/// LocalHost) use these constants, so they cannot drift apart.
+/// Every HTTP route of the API. Both hosts (the Functions triggers and LocalHost) use these constants, so
+/// they cannot drift apart. The constants carry the <c>api/</c> prefix themselves and host.json sets
+/// routePrefix to "": the Functions host refuses function routes that begin with "admin" (its own admin
+/// API lives there), and /api/admin/... must stay the public contract.
 /// </summary>
 public static class Routes
 {
-    public const string Prefix = "api";
-
-    public const string Orders = "orders";
-    public const string OrderById = "orders/{id}";
-    public const string OrderRollback = "orders/{id}/rollback";
-    public const string TransactionIntegrity = "transactions/{id}/integrity";
-    public const string AccountMe = "accounts/me";
-    public const string Positions = "positions";
-    public const string Trades = "trades";
-    public const string Strategies = "strategies";
-    public const string Health = "health";
-    public const string AdminInstruments = "admin/instruments";
-    public const string AdminDeposits = "admin/accounts/{userId}/deposits";
-    public const string AdminPositionsSync = "admin/positions/sync";
-    public const string AdminMaintenance = "admin/maintenance/{job}";
+    public const string Orders = "api/orders";
+    public const string OrderById = "api/orders/{id}";
+    public const string OrderRollback = "api/orders/{id}/rollback";
+    public const string TransactionIntegrity = "api/transactions/{id}/integrity";
+    public const string AccountMe = "api/accounts/me";
+    public const string Positions = "api/positions";
+    public const string Trades = "api/trades";
+    public const string Strategies = "api/strategies";
+    public const string Health = "api/health";
+    public const string AdminInstruments = "api/admin/instruments";
+    public const string AdminDeposits = "api/admin/accounts/{userId}/deposits";
+    public const string AdminPositionsSync = "api/admin/positions/sync";
+    public const string AdminMaintenance = "api/admin/maintenance/{job}";
 }
 
 /// <summary>Names of the timer jobs and the settings that hold their CRON schedules (NCRONTAB, six fields).</summary>

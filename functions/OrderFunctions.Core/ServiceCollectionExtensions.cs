@@ -7,6 +7,7 @@ using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
+using OrderFunctions.Core.Jobs;
 
 namespace OrderFunctions.Core;
 
@@ -35,6 +36,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<AdminHandler>();
         services.TryAddSingleton<HealthHandler>();
         services.TryAddSingleton<OrderApi>();
+        services.AddMaintenanceJobs();
         return services;
     }
 }

@@ -18,6 +18,8 @@ public static class LocalHostExtensions
             builder.Configuration.Sources.Insert(0, new LocalSettingsSource(localSettings));
         }
 
+        // One line per request from ASP.NET itself is noise next to the API's own logs.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddOrderFunctions(builder.Configuration);
         builder.Services.Configure<KestrelServerOptions>(kestrel =>
         {
@@ -30,7 +32,7 @@ public static class LocalHostExtensions
         return builder;
     }
 
-    /// <summary>Maps every route of <see cref="OrderApi"/> under /api, and envelopes for unknown routes and methods.</summary>
+    /// <summary>Maps every route of <see cref="OrderApi"/>, and envelopes for unknown routes and methods.</summary>
     public static WebApplication MapOrderFunctions(this WebApplication app)
     {
         app.Use(async (context, next) =>
@@ -50,7 +52,7 @@ public static class LocalHostExtensions
         foreach (var endpoint in api.Endpoints)
         {
             var name = endpoint.Name;
-            app.MapMethods($"/{Routes.Prefix}/{endpoint.Route}", [endpoint.Method],
+            app.MapMethods("/" + endpoint.Route, [endpoint.Method],
                     async (HttpContext context) => await WriteAsync(context, await api.HandleAsync(name, ToApiRequest(context), context.RequestAborted)))
                 .WithName(name);
         }

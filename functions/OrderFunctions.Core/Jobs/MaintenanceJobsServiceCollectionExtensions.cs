@@ -1,0 +1,17 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OrderFunctions.Core.Configuration;
+
+namespace OrderFunctions.Core.Jobs;
+
+public static class MaintenanceJobsServiceCollectionExtensions
+{
+    /// <summary>The timer jobs (as <see cref="IMaintenanceJob"/>, for the schedulers and the admin route) and the archive store.</summary>
+    public static IServiceCollection AddMaintenanceJobs(this IServiceCollection services)
+    {
+        services.TryAddSingleton<IArchiveStore>(sp => new BlobArchiveStore(sp.GetRequiredService<ArchiveStorageSettings>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IMaintenanceJob, OrphanScanJob>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IMaintenanceJob, AuditRetentionJob>());
+        return services;
+    }
+}
