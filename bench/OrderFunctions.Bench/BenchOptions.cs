@@ -1,0 +1,98 @@
+using System.Globalization;
+
+namespace OrderFunctions.Bench;
+
+/// <summary>What to run. Defaults are the full benchmark of DESIGN.md §8; <c>--smoke</c> shrinks it to seconds.</summary>
+public sealed record BenchOptions
+{
+    public required string AdminConnectionString { get; init; }
+    public int Clients { get; init; } = 8;
+    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(5);
+    public int Traders { get; init; } = 64;
+    public int Symbols { get; init; } = 4;
+    public IReadOnlyList<string> Scenarios { get; init; } = Scenario.All;
+    public bool Smoke { get; init; }
+    public string OutputDirectory { get; init; } = "bench/results";
+    public string DatabaseName { get; init; } = "orders_bench";
+
+    public const string Usage = """
+        usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
+                                    [--warmup 5] [--traders 64] [--scenarios distinct,hot,mixed] [--out bench/results] [--smoke]
+          --postgres   a superuser connection string (default: $ORDERS_BENCH_POSTGRES, then $ORDERS_PG_CONNECTION as
+                       exported by scripts/lib/postgres.sh); the benchmark (re)creates the databases orders_bench
+                       and orders_bench_tpcb on that server
+          --smoke      a few seconds per phase with 2 clients: proves the harness works, measures nothing
+        """;
+
+    public static BenchOptions Parse(string[] args)
+    {
+        string? connection = Environment.GetEnvironmentVariable("ORDERS_BENCH_POSTGRES") ?? Environment.GetEnvironmentVariable("ORDERS_PG_CONNECTION");
+        var options = new BenchOptions { AdminConnectionString = "" };
+        var smoke = args.Contains("--smoke");
+        if (smoke)
+        {
+            options = options with
+            {
+                Smoke = true, Clients = 2, Duration = TimeSpan.FromSeconds(2), Warmup = TimeSpan.FromSeconds(0.5), Traders = 4,
+            };
+        }
+
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--smoke" => options,
+                "--postgres" => options with { AdminConnectionString = Next() },
+                "--clients" => options with { Clients = PositiveInt(Next(), "--clients") },
+                "--duration" => options with { Duration = TimeSpan.FromSeconds(PositiveInt(Next(), "--duration")) },
+                "--warmup" => options with { Warmup = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
+                "--traders" => options with { Traders = PositiveInt(Next(), "--traders") },
+                "--scenarios" => options with { Scenarios = ParseScenarios(Next()) },
+                "--out" => options with { OutputDirectory = Next() },
+                _ => throw new ArgumentException($"unknown argument {args[i]}"),
+            };
+        }
+
+        if (string.IsNullOrEmpty(options.AdminConnectionString))
+        {
+            options = options with { AdminConnectionString = connection ?? throw new ArgumentException("no --postgres and no ORDERS_BENCH_POSTGRES / ORDERS_PG_CONNECTION") };
+        }
+
+        if (options.Traders < options.Clients)
+        {
+            options = options with { Traders = options.Clients };
+        }
+
+        return options;
+    }
+
+    private static int PositiveInt(string text, string name) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : throw new ArgumentException($"{name} must be a positive integer");
+
+    private static string[] ParseScenarios(string text)
+    {
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var unknown = names.Except(Scenario.All).ToList();
+        return unknown.Count == 0 && names.Length > 0
+            ? names
+            : throw new ArgumentException($"--scenarios takes {string.Join(",", Scenario.All)}");
+    }
+}
+
+public static class Scenario
+{
+    /// <summary>Each client trades its own accounts: no row contention.</summary>
+    public const string Distinct = "distinct";
+
+    /// <summary>Every client trades one account: the account row lock serialises them.</summary>
+    public const string Hot = "hot";
+
+    /// <summary>Half orders, half reads (trade listing of 50, account).</summary>
+    public const string Mixed = "mixed";
+
+    public static IReadOnlyList<string> All { get; } = [Distinct, Hot, Mixed];
+}

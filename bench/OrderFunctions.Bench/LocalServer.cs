@@ -1,0 +1,65 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OrderFunctions.Core.Auth;
+using OrderFunctions.Core.Configuration;
+using OrderFunctions.LocalHost;
+
+namespace OrderFunctions.Bench;
+
+/// <summary>The real LocalHost (same code as `scripts/run.sh` serves) on Kestrel, on a free loopback port.</summary>
+public sealed class LocalServer : IAsyncDisposable
+{
+    public const string Issuer = "orderfunctions-bench";
+    public const string Audience = "orderfunctions-api";
+    public const string SigningKey = "benchmark-signing-key-not-a-secret-0123456789";
+
+    private readonly WebApplication _app;
+
+    private LocalServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public static AuthSettings Auth { get; } = new() { Issuer = Issuer, Audience = Audience, SigningKey = SigningKey, Authority = "" };
+
+    public static async Task<LocalServer> StartAsync(string appConnectionString, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Database:ConnectionString"] = appConnectionString,
+            ["Auth:Issuer"] = Issuer,
+            ["Auth:Audience"] = Audience,
+            ["Auth:SigningKey"] = SigningKey,
+            ["Auth:Authority"] = "",
+            // Keep the timer jobs out of the measurement window.
+            ["ORPHAN_SCAN_SCHEDULE"] = "0 0 0 1 1 *",
+            ["AUDIT_RETENTION_SCHEDULE"] = "0 0 0 1 1 *",
+        });
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.AddOrderFunctionsLocalHost();
+
+        var app = builder.Build();
+        app.MapOrderFunctions();
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new LocalServer(app, new Uri(address));
+    }
+
+    public static string Token(Guid userId) => DevTokens.Create(Auth, userId, admin: false, lifetime: TimeSpan.FromHours(4));
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
