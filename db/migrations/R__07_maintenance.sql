@@ -124,6 +124,15 @@ BEGIN
         RETURN validation_error('blob_name', 'must be 1 to 1024 characters');
     END IF;
 
+    -- A batch must not straddle the cutoff: a younger row inside the id range would be left behind the
+    -- archived range for good (ids follow insert order, created_at the inserting transaction's start).
+    IF p_table = 'balance_audit_log'
+       AND EXISTS (SELECT 1 FROM balance_audit_log WHERE id BETWEEN p_first_id AND p_last_id AND created_at >= p_cutoff)
+       OR p_table = 'error_log'
+       AND EXISTS (SELECT 1 FROM error_log WHERE id BETWEEN p_first_id AND p_last_id AND created_at >= p_cutoff) THEN
+        RETURN validation_error('last_id', 'the range holds rows newer than the cutoff; end the batch before them');
+    END IF;
+
     SELECT count(*), encode(sha256(convert_to(coalesce(string_agg(r.line || E'\n', '' ORDER BY r.id), ''), 'UTF8')), 'hex')
     INTO v_count, v_sha256
     FROM audit_archive_rows(p_table, p_first_id - 1, p_cutoff, 2147483647) r

@@ -38,9 +38,10 @@ ALTER SCHEMA trading OWNER TO orders_owner;
 REVOKE ALL ON SCHEMA trading FROM PUBLIC;
 GRANT USAGE ON SCHEMA trading TO orders_api, orders_maintenance;
 
--- Functions are executable by PUBLIC by default; here every grant is explicit.
-ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner IN SCHEMA trading REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES FOR ROLE orders_archiver IN SCHEMA trading REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- Functions are executable by PUBLIC by default; here every grant is explicit. (Default privileges given
+-- IN SCHEMA can only add to the global ones, so the revoke must be global for the owning roles.)
+ALTER DEFAULT PRIVILEGES FOR ROLE orders_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE orders_archiver REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 -- orders_archiver owns the retention function (R__07), so it creates it in this schema.
 GRANT USAGE, CREATE ON SCHEMA trading TO orders_archiver;
 

@@ -44,7 +44,9 @@ public static class RequestBody
 
         try
         {
-            var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
+            // A member given twice is refused: parsers disagree on which one wins, so a proxy could vet one
+            // value while the order executes the other.
+            var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32, AllowDuplicateProperties = false });
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 document.Dispose();

@@ -69,7 +69,8 @@ public sealed partial class AuditRetentionJob(
     private async Task<string?> ArchiveAsync(long runId, JsonObject findings, CancellationToken cancellationToken)
     {
         await store.PrepareAsync(cancellationToken);
-        // Whole seconds: the cutoff goes into the manifest and must select the same rows when a later run finishes the batch.
+        // Whole seconds: the cutoff written into a manifest must read back as exactly the instant the database
+        // compared against, so that a later run finishing the batch selects the same rows.
         var now = clock.GetUtcNow();
         now = new DateTimeOffset(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
         var counts = new JsonObject();

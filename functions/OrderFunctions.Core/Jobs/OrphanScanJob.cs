@@ -128,8 +128,8 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         {
             var row = new JsonObject
             {
-                ["user_id"] = order.UserId,
-                ["order_id"] = order.OrderId,
+                ["user_id"] = order.UserId.ToString(),
+                ["order_id"] = order.OrderId.ToString(),
                 ["status"] = order.Status,
                 ["created_at"] = Json.Format(order.CreatedAt),
             };
