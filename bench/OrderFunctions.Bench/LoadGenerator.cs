@@ -26,7 +26,6 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
         var started = Stopwatch.GetTimestamp();
         var warmupEnds = started + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency);
         var ends = warmupEnds + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
-        long roundTripsAtStart = -1;
 
         using var progressStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = ReportProgressAsync(scenario, recorders, warmupEnds, ends, progressStop.Token);
@@ -50,7 +49,6 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
 
                 if (!measuring && now >= warmupEnds)
                 {
-                    Interlocked.CompareExchange(ref roundTripsAtStart, roundTrips.Count, -1);
                     recorder.Reset();
                     measuring = true;
                 }
@@ -82,10 +80,31 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
 
         await Task.WhenAll(clients);
         var measured = Stopwatch.GetElapsedTime(warmupEnds, Math.Max(Stopwatch.GetTimestamp(), warmupEnds + 1));
-        var roundTripsInWindow = roundTrips.Count - Math.Max(0, Interlocked.Read(ref roundTripsAtStart));
         await progressStop.CancelAsync();
         await progress;
-        return ScenarioResult.From(scenario, options.Clients, measured, recorders, roundTripsInWindow);
+        var roundTripsPerRequest = await MeasureRoundTripsAsync(http, scenario, cancellationToken);
+        return ScenarioResult.From(scenario, options.Clients, measured, recorders, roundTripsPerRequest);
+    }
+
+    /// <summary>
+    /// Database round trips per request, counted exactly: the same kind of requests, one at a time on an idle
+    /// server, so every Npgsql command seen belongs to them (concurrent load blurs the window's edges).
+    /// </summary>
+    private async Task<double> MeasureRoundTripsAsync(HttpClient http, string scenario, CancellationToken cancellationToken)
+    {
+        const int requests = 20;
+        var random = new Random(42);
+        var token = LocalServer.Token(BenchDatabase.TraderId(1));
+        var before = roundTrips.Count;
+        for (var i = 0; i < requests; i++)
+        {
+            var isRead = scenario == Scenario.Mixed && i % 2 == 1;
+            using var request = isRead ? ReadRequest(random, token) : OrderRequest(random, token);
+            using var response = await http.SendAsync(request, cancellationToken);
+            response.EnsureSuccessStatusCode();
+        }
+
+        return (roundTrips.Count - before) / (double)requests;
     }
 
     private static HttpRequestMessage OrderRequest(Random random, string token)

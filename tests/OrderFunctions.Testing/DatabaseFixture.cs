@@ -1,0 +1,89 @@
+using Npgsql;
+using Xunit;
+
+namespace OrderFunctions.Testing;
+
+/// <summary>
+/// An xunit class fixture: a database of its own, cloned from the migrated template when the class starts
+/// and dropped when it ends, so test classes never see each other's rows and may run in parallel.
+/// </summary>
+public class DatabaseFixture : IAsyncLifetime
+{
+    private PostgresServer? _server;
+
+    public string DatabaseName { get; private set; } = "";
+
+    /// <summary>Superuser on this fixture's database: for arranging and inspecting, bypassing row-level security.</summary>
+    public string AdminConnectionString { get; private set; } = "";
+
+    /// <summary>The application's login (<see cref="PostgresServer.AppLogin"/>) on this fixture's database.</summary>
+    public string AppConnectionString { get; private set; } = "";
+
+    public virtual async Task InitializeAsync()
+    {
+        _server = await PostgresServer.GetAsync();
+        DatabaseName = await _server.CreateDatabaseAsync();
+        AdminConnectionString = _server.ConnectionString(DatabaseName);
+        AppConnectionString = _server.AppConnectionString(DatabaseName);
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        if (_server is null || DatabaseName.Length == 0)
+        {
+            return;
+        }
+
+        // Connections pooled for this database would outlive it as broken entries.
+        foreach (var connectionString in new[] { AdminConnectionString, AppConnectionString })
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            NpgsqlConnection.ClearPool(connection);
+        }
+
+        await _server.DropDatabaseAsync(DatabaseName);
+    }
+
+    public async Task<NpgsqlConnection> OpenAdminConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
+
+    public async Task<NpgsqlConnection> OpenAppConnectionAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new NpgsqlConnection(AppConnectionString);
+        await connection.OpenAsync(cancellationToken);
+        return connection;
+    }
+
+    /// <summary>Runs one statement as admin; <paramref name="parameters"/> bind to $1, $2, ...</summary>
+    public async Task<int> AdminExecuteAsync(string sql, params object?[] parameters)
+    {
+        await using var connection = await OpenAdminConnectionAsync();
+        await using var command = CreateCommand(connection, sql, parameters);
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The first column of the first row as admin (default when there is no row or it is NULL); parameters bind to $1, $2, ...</summary>
+    public async Task<T?> AdminScalarAsync<T>(string sql, params object?[] parameters)
+    {
+        await using var connection = await OpenAdminConnectionAsync();
+        await using var command = CreateCommand(connection, sql, parameters);
+        return await command.ExecuteScalarAsync() is { } value and not DBNull ? (T)value : default;
+    }
+
+#pragma warning disable CA2100 // Tests pass constant SQL; values travel as parameters.
+    private static NpgsqlCommand CreateCommand(NpgsqlConnection connection, string sql, object?[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = parameter ?? DBNull.Value });
+        }
+
+        return command;
+    }
+#pragma warning restore CA2100
+}
