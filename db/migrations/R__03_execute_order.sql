@@ -106,8 +106,8 @@ BEGIN
                 'this Idempotency-Key was already used with a different request', 422,
                 jsonb_build_object('order_id', v_prior.id));
         ELSIF v_prior.response IS NULL THEN
-            RETURN error_envelope('INVALID_ORDER_STATE',
-                format('the order for this Idempotency-Key is still %s', v_prior.status), 409,
+            RETURN error_envelope('IDEMPOTENCY_KEY_IN_USE',
+                format('the order for this Idempotency-Key is still %s; retry later', v_prior.status), 409,
                 jsonb_build_object('order_id', v_prior.id, 'status', v_prior.status));
         END IF;
         RETURN v_prior.response || jsonb_build_object('replayed', true);

@@ -81,7 +81,6 @@ DECLARE
     v_tx       uuid := gen_random_uuid();
     v_account  accounts%ROWTYPE;
     v_item     record;
-    v_index    integer := 0;
     v_closed   integer;
     v_opened   integer := 0;
     v_total    numeric := 0;
@@ -103,28 +102,30 @@ BEGIN
         RETURN error_envelope('USER_NOT_FOUND', 'the trader has no account', 404);
     END IF;
 
+    -- Errors name items by their place in the request, so iterate in request order.
     FOR v_item IN
-        SELECT x.*, count(*) OVER (PARTITION BY x.symbol) AS copies
-        FROM jsonb_to_recordset(p_positions) AS x(symbol text, side text, quantity numeric, avg_entry_price numeric,
-                                                  stop_loss numeric, take_profit numeric)
+        SELECT x.*, (e.n - 1)::integer AS item_index, count(*) OVER (PARTITION BY x.symbol) AS copies
+        FROM jsonb_array_elements(p_positions) WITH ORDINALITY AS e(item, n)
+        CROSS JOIN LATERAL jsonb_to_record(e.item) AS x(symbol text, side text, quantity numeric, avg_entry_price numeric,
+                                                        stop_loss numeric, take_profit numeric)
+        ORDER BY e.n
     LOOP
         IF v_item.symbol IS NULL OR NOT EXISTS (SELECT 1 FROM instruments WHERE symbol = v_item.symbol) THEN
-            RETURN validation_error(format('positions[%s].symbol', v_index), 'unknown instrument');
+            RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'unknown instrument');
         ELSIF v_item.copies > 1 THEN
-            RETURN validation_error(format('positions[%s].symbol', v_index), 'appears more than once');
+            RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'appears more than once');
         ELSIF v_item.side IS NULL OR v_item.side NOT IN ('long', 'short') THEN
-            RETURN validation_error(format('positions[%s].side', v_index), 'must be long or short');
+            RETURN validation_error(format('positions[%s].side', v_item.item_index), 'must be long or short');
         ELSIF v_item.quantity IS NULL OR v_item.quantity <= 0 OR scale(v_item.quantity) > 8 OR v_item.quantity >= 1e12 THEN
-            RETURN validation_error(format('positions[%s].quantity', v_index), 'must be greater than 0 with at most 8 decimals');
+            RETURN validation_error(format('positions[%s].quantity', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         ELSIF v_item.avg_entry_price IS NULL OR v_item.avg_entry_price <= 0 OR scale(v_item.avg_entry_price) > 12
               OR v_item.avg_entry_price >= 1e12 THEN
-            RETURN validation_error(format('positions[%s].avg_entry_price', v_index), 'must be greater than 0 with at most 12 decimals');
+            RETURN validation_error(format('positions[%s].avg_entry_price', v_item.item_index), 'must be greater than 0 with at most 12 decimals');
         ELSIF v_item.stop_loss IS NOT NULL AND (v_item.stop_loss <= 0 OR scale(v_item.stop_loss) > 8 OR v_item.stop_loss >= 1e12) THEN
-            RETURN validation_error(format('positions[%s].stop_loss', v_index), 'must be greater than 0 with at most 8 decimals');
+            RETURN validation_error(format('positions[%s].stop_loss', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         ELSIF v_item.take_profit IS NOT NULL AND (v_item.take_profit <= 0 OR scale(v_item.take_profit) > 8 OR v_item.take_profit >= 1e12) THEN
-            RETURN validation_error(format('positions[%s].take_profit', v_index), 'must be greater than 0 with at most 8 decimals');
+            RETURN validation_error(format('positions[%s].take_profit', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         END IF;
-        v_index := v_index + 1;
     END LOOP;
 
     BEGIN

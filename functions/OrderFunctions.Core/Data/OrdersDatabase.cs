@@ -38,6 +38,9 @@ public enum Repeatable
 /// </summary>
 public sealed partial class OrdersDatabase : IAsyncDisposable
 {
+    /// <summary>The data source's name: Npgsql tags its pool metrics with it (see <see cref="PoolMetrics"/>).</summary>
+    public const string PoolName = "orderfunctions";
+
     private const string ContextSql = "SELECT set_config('role', @__role, true), set_config('app.user_id', @__user, true);\n";
     private static readonly string[] EntraScopes = ["https://ossrdbms-aad.database.windows.net/.default"];
 
@@ -66,7 +69,7 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
             throw new InvalidOperationException("Database__ConnectionString must be set.");
         }
 
-        var builder = new NpgsqlDataSourceBuilder(settings.ConnectionString);
+        var builder = new NpgsqlDataSourceBuilder(settings.ConnectionString) { Name = PoolName };
         builder.ConnectionStringBuilder.ApplicationName ??= "OrderFunctions";
         builder.ConnectionStringBuilder.CommandTimeout = settings.CommandTimeoutSeconds;
         if (settings.UseEntraAuthentication)

@@ -5,7 +5,8 @@ namespace OrderFunctions.Core.Data;
 
 /// <summary>
 /// Reads Npgsql's connection-pool instruments (its "Npgsql" meter) on demand: connections by state and the
-/// pool's maximum. Npgsql publishes pool state only as metrics.
+/// pool's maximum, for the app's data source only (<see cref="OrdersDatabase.PoolName"/>; other data sources
+/// in the process, e.g. a test's, are not counted). Npgsql publishes pool state only as metrics.
 /// </summary>
 public sealed class PoolMetrics : IDisposable
 {
@@ -53,12 +54,22 @@ public sealed class PoolMetrics : IDisposable
         }
 
         var state = "";
+        var ours = false;
         foreach (var tag in tags)
         {
             if (tag.Key.EndsWith(".state", StringComparison.Ordinal))
             {
                 state = "_" + tag.Value;
             }
+            else if (tag.Key.EndsWith(".pool.name", StringComparison.Ordinal))
+            {
+                ours = tag.Value as string == OrdersDatabase.PoolName;
+            }
+        }
+
+        if (!ours)
+        {
+            return;
         }
 
         // Instrument names look like db.client.connection.count / db.client.connection.max.

@@ -18,6 +18,7 @@ public static class ErrorCodes
     public const string InsufficientMargin = "INSUFFICIENT_MARGIN";
     public const string PriceNotMarketable = "PRICE_NOT_MARKETABLE";
     public const string IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED";
+    public const string IdempotencyKeyInUse = "IDEMPOTENCY_KEY_IN_USE";
     public const string OrderNotFound = "ORDER_NOT_FOUND";
     public const string InvalidOrderState = "INVALID_ORDER_STATE";
     public const string RollbackConflict = "ROLLBACK_CONFLICT";
@@ -44,6 +45,7 @@ public static class ErrorCodes
         [InsufficientMargin] = (400, "Insufficient margin"),
         [PriceNotMarketable] = (409, "The limit price is not marketable"),
         [IdempotencyKeyReused] = (422, "The Idempotency-Key was used for another request"),
+        [IdempotencyKeyInUse] = (409, "The request with this Idempotency-Key has not finished"),
         [OrderNotFound] = (404, "No such order"),
         [InvalidOrderState] = (400, "The order is not in a state that allows this"),
         [RollbackConflict] = (409, "The order can no longer be rolled back exactly"),

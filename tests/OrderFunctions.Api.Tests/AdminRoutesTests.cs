@@ -1,0 +1,174 @@
+using System.Text.Json;
+using OrderFunctions.Api.Tests.Support;
+using static OrderFunctions.Api.Tests.Support.TestInstruments;
+
+namespace OrderFunctions.Api.Tests;
+
+/// <summary>The admin routes: instruments, deposits, broker position snapshots, maintenance runs.</summary>
+public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public async Task Instruments_upsert_is_200_with_inserted_and_updated_counts()
+    {
+        var first = new Instrument("ADM-ONE", "first", 10m, 0.05m, 0.0001m, 0.1m, 0.1m, 0.005m, 12.345m, true);
+        var second = first with { Symbol = "ADM-TWO", Description = "second", LastPrice = null };
+
+        var inserted = await UpsertAsync(first, second);
+        var updated = await UpsertAsync(first with { Description = "first, renamed", Tradable = false, LastPrice = null },
+            first with { Symbol = "ADM-THREE" });
+
+        var insertedData = inserted.AssertSuccess(200);
+        Assert.Equal(2, insertedData.GetProperty("inserted").GetInt32());
+        Assert.Equal(0, insertedData.GetProperty("updated").GetInt32());
+        var updatedData = updated.AssertSuccess(200);
+        Assert.Equal(1, updatedData.GetProperty("inserted").GetInt32());
+        Assert.Equal(1, updatedData.GetProperty("updated").GetInt32());
+        await using var connection = await api.OpenAdminConnectionAsync();
+        await using var command = new Npgsql.NpgsqlCommand(
+            "SELECT description, contract_size, margin_rate, commission_rate, min_qty, qty_step, tick_size, last_price, tradable FROM trading.instruments WHERE symbol = 'ADM-ONE'",
+            connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal("first, renamed", reader.GetString(0));
+        Assert.Equal(10m, reader.GetDecimal(1));
+        Assert.Equal(0.05m, reader.GetDecimal(2));
+        Assert.Equal(0.0001m, reader.GetDecimal(3));
+        Assert.Equal(0.1m, reader.GetDecimal(4));
+        Assert.Equal(0.1m, reader.GetDecimal(5));
+        Assert.Equal(0.005m, reader.GetDecimal(6));
+        Assert.Equal(12.345m, reader.GetDecimal(7));
+        Assert.False(reader.GetBoolean(8));
+    }
+
+    [Fact]
+    public async Task Deposit_is_201_and_opens_the_account_then_adds_to_it()
+    {
+        var trader = Guid.NewGuid();
+        var path = $"/api/admin/accounts/{trader}/deposits";
+
+        var opened = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = 1_500.12345678m });
+        var topped = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = "0.00000001", reason = "bonus" });
+
+        var first = opened.AssertSuccess(201);
+        Assert.Equal(trader.ToString(), first.GetProperty("user_id").GetString());
+        Assert.True(first.GetProperty("created").GetBoolean());
+        Assert.Equal(1_500.12345678m, first.GetProperty("balance").GetDecimal());
+        Assert.Equal(0m, first.GetProperty("used_margin").GetDecimal());
+        Assert.Equal(1, first.GetProperty("version").GetInt64());
+        Assert.True(Guid.TryParse(first.GetProperty("transaction_id").GetString(), out _));
+        var second = topped.AssertSuccess(201);
+        Assert.False(second.GetProperty("created").GetBoolean());
+        Assert.Equal(1_500.12345679m, second.GetProperty("balance").GetDecimal());
+        Assert.Equal(2, second.GetProperty("version").GetInt64());
+        Assert.Equal(1, await api.CountAsync("FROM trading.balance_audit_log WHERE user_id = $1 AND reason = 'bonus'", trader));
+        var account = (await api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(trader))).AssertSuccess(200);
+        Assert.Equal(1_500.12345679m, account.GetProperty("balance").GetDecimal());
+    }
+
+    [Fact]
+    public async Task Positions_sync_replaces_open_positions_and_recomputes_used_margin_through_the_audit()
+    {
+        var trader = await api.NewTraderAsync(100_000m);
+        var token = ApiFixture.TokenFor(trader);
+        await api.ExecutedOrderAsync(token, EurUsd.Symbol, "buy", 0.1m);
+
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken, new
+        {
+            user_id = trader,
+            positions = new object[]
+            {
+                new { symbol = Btc.Symbol, side = "long", quantity = 0.5m, avg_entry_price = 60_000m, stop_loss = 55_000m },
+                new { symbol = EurUsd.Symbol, side = "short", quantity = 0.2m, avg_entry_price = 1.1m },
+            },
+        });
+
+        var data = result.AssertSuccess(200);
+        Assert.Equal(trader.ToString(), data.GetProperty("user_id").GetString());
+        Assert.Equal(1, data.GetProperty("closed").GetInt32());
+        Assert.Equal(2, data.GetProperty("opened").GetInt32());
+        // 0.5 x 1 x 60,000 x 10% + 0.2 x 100,000 x 1.1 x 2%.
+        Assert.Equal(3_440m, data.GetProperty("used_margin").GetDecimal());
+        var open = (await api.GetAsync("/api/positions?status=open", token)).AssertSuccess(200);
+        Assert.Equal(["BTC-USD", "EURUSD"], open.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("symbol").GetString()).Order());
+        var account = (await api.GetAsync("/api/accounts/me", token)).AssertSuccess(200);
+        Assert.Equal(3_440m, account.GetProperty("used_margin").GetDecimal());
+        Assert.Equal(1, await api.CountAsync("FROM trading.balance_audit_log WHERE user_id = $1 AND reason = 'position_sync'", trader));
+    }
+
+    [Fact]
+    public async Task Positions_sync_changes_nothing_when_one_position_names_an_unknown_instrument()
+    {
+        var trader = await api.NewTraderAsync(100_000m);
+        await api.ExecutedOrderAsync(ApiFixture.TokenFor(trader), EurUsd.Symbol, "buy", 0.1m);
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken, new
+        {
+            user_id = trader,
+            positions = new object[]
+            {
+                new { symbol = Btc.Symbol, side = "long", quantity = 0.5m, avg_entry_price = 60_000m },
+                new { symbol = "NOSUCH", side = "long", quantity = 1m, avg_entry_price = 1m },
+            },
+        });
+
+        result.AssertFieldError(400, "VALIDATION_ERROR", "positions[1].symbol");
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
+    }
+
+    [Fact]
+    public async Task Positions_sync_names_the_index_of_the_bad_position_as_the_request_ordered_them()
+    {
+        var trader = await api.NewTraderAsync(100_000m);
+
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken, new
+        {
+            user_id = trader,
+            positions = new object[]
+            {
+                new { symbol = "ZZ-UNKNOWN", side = "long", quantity = 1m, avg_entry_price = 1m },
+                new { symbol = Btc.Symbol, side = "long", quantity = 0.5m, avg_entry_price = 60_000m },
+            },
+        });
+
+        result.AssertFieldError(400, "VALIDATION_ERROR", "positions[0].symbol");
+    }
+
+    [Fact]
+    public async Task Positions_sync_is_404_USER_NOT_FOUND_when_the_trader_has_no_account()
+    {
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken,
+            new { user_id = Guid.NewGuid(), positions = Array.Empty<object>() });
+
+        result.AssertProblem(404, "USER_NOT_FOUND");
+    }
+
+    [Fact]
+    public async Task Maintenance_is_400_naming_job_when_the_job_is_unknown()
+    {
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/maintenance/defragment", api.AdminToken);
+
+        result.AssertFieldError(400, "VALIDATION_ERROR", "job");
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
+    }
+
+    [Fact]
+    public async Task Maintenance_runs_the_orphan_scan_now_and_returns_its_run_record()
+    {
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/maintenance/orphan-scan", api.AdminToken);
+
+        var run = result.AssertSuccess(200);
+        Assert.Equal("orphan-scan", run.GetProperty("job").GetString());
+        Assert.Equal("succeeded", run.GetProperty("status").GetString());
+        Assert.Equal($"admin:{ApiFixture.AdminId}", run.GetProperty("trigger").GetString());
+        Assert.Equal(JsonValueKind.Object, run.GetProperty("findings").ValueKind);
+        Assert.Equal(JsonValueKind.Null, run.GetProperty("error").ValueKind);
+        Assert.Equal(1, await api.CountAsync("FROM trading.maintenance_runs WHERE id = $1 AND job = 'orphan-scan' AND status = 'succeeded'",
+            run.GetProperty("run_id").GetInt64()));
+    }
+
+    private Task<ApiResult> UpsertAsync(params Instrument[] instruments) =>
+        api.SendAsync(HttpMethod.Put, "/api/admin/instruments", api.AdminToken, new { instruments });
+}

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using OrderFunctions.Api.Tests.Support;
+using OrderFunctions.Core;
+using OrderFunctions.Core.Configuration;
+using OrderFunctions.LocalHost;
+
+namespace OrderFunctions.Api.Tests;
+
+/// <summary>The host under test runs on the settings the tests give it, whatever local.settings.json a developer has.</summary>
+public sealed class LocalHostFactoryTests(ApiFixture api) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public void Test_host_reads_only_the_settings_the_tests_give_it()
+    {
+        var settings = api.Factory.Services.GetRequiredService<OrderFunctionsSettings>();
+
+        Assert.Equal(api.AppConnectionString, settings.Database.ConnectionString);
+        Assert.False(settings.Database.UseEntraAuthentication);
+        Assert.Equal(LocalHostFactory.Auth, settings.Auth);
+        Assert.Equal("", settings.ArchiveStorage.ConnectionString);
+        Assert.Equal(Schedules.OrphanScanDefault, settings.OrphanScanSchedule);
+        Assert.Equal(Schedules.AuditRetentionDefault, settings.AuditRetentionSchedule);
+    }
+
+    [Fact]
+    public void Test_host_runs_no_scheduled_maintenance_job()
+    {
+        var hosted = api.Factory.Services.GetServices<IHostedService>();
+
+        Assert.DoesNotContain(hosted, service => service is MaintenanceScheduler);
+    }
+}
