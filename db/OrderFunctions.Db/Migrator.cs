@@ -72,7 +72,7 @@ public static class Migrator
         }
         catch (EvolveException e)
         {
-            throw new MigrationException(DescribeFailure(e), e);
+            throw new MigrationException(DescribeFailure(e, connection), e);
         }
     }
 
@@ -136,7 +136,7 @@ public static class Migrator
 
     private static string Describe(NpgsqlConnectionStringBuilder b) => $"{b.Host}:{b.Port}/{b.Database}";
 
-    private static string DescribeFailure(EvolveException e)
+    private static string DescribeFailure(EvolveException e, NpgsqlConnection connection)
     {
         var postgres = FindInner<PostgresException>(e);
         var script = Scripts.FirstOrDefault(s => e.Message.Contains(s.Name, StringComparison.Ordinal));
@@ -145,28 +145,115 @@ public static class Migrator
             return script.Name is null ? OneLine(e.Message) : $"{script.Name}: {OneLine(e.Message)}";
         }
 
-        var where = script.Name is null ? "migration" : $"{script.Name}:{LineOf(script.Sql, postgres)}";
+        var where = script.Name is null ? "migration" : $"{script.Name}:{LocateFailure(connection, script.Sql) ?? 1}";
         return $"{where}: {postgres.SqlState} {OneLine(postgres.MessageText)}";
     }
 
-    /// <summary>The 1-based line in the script of the statement (and character) the server complained about.</summary>
-    private static int LineOf(string script, PostgresException e)
+    /// <summary>
+    /// Npgsql does not say which statement of a multi-statement command failed, so replay the script one statement
+    /// at a time in a transaction that is always rolled back; the first failure is the line to report.
+    /// </summary>
+    private static int? LocateFailure(NpgsqlConnection connection, string script)
     {
-        var statement = e.BatchCommand?.CommandText;
-        var start = string.IsNullOrEmpty(statement) ? -1 : script.IndexOf(statement.Trim(), StringComparison.Ordinal);
-        if (start < 0)
+        try
         {
-            return 1;
+            using var transaction = connection.BeginTransaction();
+            try
+            {
+                foreach (var (start, text) in SplitStatements(script))
+                {
+#pragma warning disable CA2100 // the text is the embedded migration script's own
+                    using var command = new NpgsqlCommand(text, connection, transaction);
+#pragma warning restore CA2100
+                    try
+                    {
+                        command.ExecuteNonQuery();
+                    }
+                    catch (PostgresException e)
+                    {
+                        var offset = start + (e.Position > 0 ? e.Position - 1 : FirstToken(text));
+                        return script.AsSpan(0, Math.Min(offset, script.Length)).Count('\n') + 1;
+                    }
+                }
+            }
+            finally
+            {
+                transaction.Rollback();
+            }
+        }
+        catch (NpgsqlException)
+        {
         }
 
-        var leading = statement!.Length - statement.TrimStart().Length;
-        var offset = start + Math.Max(0, e.Position - 1 - leading);
-        if (e.Position == 0 && e.InternalPosition == 0 && e.Line is { } line && int.TryParse(line, out _))
+        return null;
+    }
+
+    /// <summary>Where a statement's first token starts, past blank space and comments.</summary>
+    private static int FirstToken(string statement)
+    {
+        var i = 0;
+        while (i < statement.Length)
         {
-            offset = start;
+            if (char.IsWhiteSpace(statement[i]))
+            {
+                i++;
+            }
+            else if (statement.AsSpan(i).StartsWith("--"))
+            {
+                i = statement.IndexOf('\n', i) is var end and >= 0 ? end + 1 : statement.Length;
+            }
+            else if (statement.AsSpan(i).StartsWith("/*"))
+            {
+                i = statement.IndexOf("*/", i + 2, StringComparison.Ordinal) is var end and >= 0 ? end + 2 : statement.Length;
+            }
+            else
+            {
+                break;
+            }
         }
 
-        return script.AsSpan(0, Math.Min(offset, script.Length)).Count('\n') + 1;
+        return i;
+    }
+
+    /// <summary>Top-level statements with their offsets: semicolons inside quotes, dollar quotes and comments do not split.</summary>
+    private static IEnumerable<(int Start, string Text)> SplitStatements(string sql)
+    {
+        var start = 0;
+        var i = 0;
+        while (i < sql.Length)
+        {
+            var c = sql[i];
+            if (c == '-' && i + 1 < sql.Length && sql[i + 1] == '-')
+            {
+                i = sql.IndexOf('\n', i) is var end and >= 0 ? end + 1 : sql.Length;
+            }
+            else if (c == '/' && i + 1 < sql.Length && sql[i + 1] == '*')
+            {
+                i = sql.IndexOf("*/", i + 2, StringComparison.Ordinal) is var end and >= 0 ? end + 2 : sql.Length;
+            }
+            else if (c is '\'' or '"')
+            {
+                i = sql.IndexOf(c, i + 1) is var end and >= 0 ? end + 1 : sql.Length;
+            }
+            else if (c == '$' && System.Text.RegularExpressions.Regex.Match(sql[i..], @"^\$[A-Za-z_]*\$") is { Success: true } tag)
+            {
+                i = sql.IndexOf(tag.Value, i + tag.Length, StringComparison.Ordinal) is var end and >= 0 ? end + tag.Length : sql.Length;
+            }
+            else if (c == ';')
+            {
+                yield return (start, sql[start..(i + 1)]);
+                start = ++i;
+            }
+            else
+            {
+                i++;
+            }
+        }
+
+        if (sql[start..].Trim().Length > 0)
+        {
+            yield return (start, sql[start..]);
+        }
     }
 
     private static T? FindInner<T>(Exception e) where T : Exception
