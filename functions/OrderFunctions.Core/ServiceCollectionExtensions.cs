@@ -29,7 +29,7 @@ public static class ServiceCollectionExtensions
             sp.GetRequiredService<ILogger<OrdersDatabase>>()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PoolMetrics>();
-        services.TryAddSingleton(sp => new TokenValidator(sp.GetRequiredService<AuthSettings>()));
+        services.TryAddSingleton(sp => new TokenValidator(sp.GetRequiredService<AuthSettings>(), sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton<OrdersHandler>();
         services.TryAddSingleton<AccountHandler>();
         services.TryAddSingleton<ListingHandler>();

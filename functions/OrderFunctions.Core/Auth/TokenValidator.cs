@@ -21,12 +21,23 @@ public sealed class TokenValidator
     public const string AdminRole = "orders.admin";
     public const int MinimumKeyBytes = 32;
 
+    private const int CacheCapacity = 10_000;
+    private static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(5);
+
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly TokenValidationParameters _parameters;
+    private readonly TimeProvider _clock;
 
-    public TokenValidator(AuthSettings settings)
+    // A client sends the same token with every request; checking its signature and claims once per few
+    // minutes, not per request, takes the JWT work off the hot path. An entry lives until the token expires
+    // or five minutes pass (so a revoked signing key stops working within five minutes).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (Caller Caller, DateTimeOffset Until)> _validated =
+        new(StringComparer.Ordinal);
+
+    public TokenValidator(AuthSettings settings, TimeProvider? clock = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        _clock = clock ?? TimeProvider.System;
         if (string.IsNullOrWhiteSpace(settings.Issuer) || string.IsNullOrWhiteSpace(settings.Audience))
         {
             throw new InvalidOperationException("Auth__Issuer and Auth__Audience must be set.");
@@ -87,6 +98,17 @@ public sealed class TokenValidator
             return (null, "the bearer token is too long");
         }
 
+        var now = _clock.GetUtcNow();
+        if (_validated.TryGetValue(token, out var cached))
+        {
+            if (now < cached.Until)
+            {
+                return (cached.Caller, null);
+            }
+
+            _validated.TryRemove(token, out _);
+        }
+
         var result = await _handler.ValidateTokenAsync(token, _parameters);
         if (!result.IsValid)
         {
@@ -98,7 +120,15 @@ public sealed class TokenValidator
             return (null, "the token's sub claim must be the trader's UUID");
         }
 
-        return (new Caller(userId, HasRole(result.Claims, AdminRole)), null);
+        var caller = new Caller(userId, HasRole(result.Claims, AdminRole));
+        var expires = result.SecurityToken.ValidTo == DateTime.MinValue ? now : new DateTimeOffset(result.SecurityToken.ValidTo, TimeSpan.Zero);
+        if (_validated.Count >= CacheCapacity)
+        {
+            _validated.Clear();
+        }
+
+        _validated[token] = (caller, expires < now + CacheFor ? expires : now + CacheFor);
+        return (caller, null);
     }
 
     private static bool HasRole(IDictionary<string, object> claims, string role)
