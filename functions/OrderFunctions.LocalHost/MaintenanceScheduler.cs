@@ -12,6 +12,8 @@ namespace OrderFunctions.LocalHost;
 public sealed partial class MaintenanceScheduler(IEnumerable<IMaintenanceJob> jobs, OrderFunctionsSettings settings,
     TimeProvider clock, ILogger<MaintenanceScheduler> logger) : BackgroundService
 {
+    private static readonly TimeSpan MaxWait = TimeSpan.FromDays(1);
+
     public static CronExpression Parse(string expression) => CronExpression.Parse(expression, CronFormat.IncludeSeconds);
 
     public string ScheduleOf(string job) => job switch
@@ -39,7 +41,11 @@ public sealed partial class MaintenanceScheduler(IEnumerable<IMaintenanceJob> jo
             LogNext(job.Name, next.Value);
             try
             {
-                await Task.Delay(next.Value - now.UtcDateTime, clock, stoppingToken);
+                // Task.Delay takes at most about 49 days: wait in steps of a day until the occurrence.
+                for (var wait = next.Value - now.UtcDateTime; wait > TimeSpan.Zero; wait = next.Value - clock.GetUtcNow().UtcDateTime)
+                {
+                    await Task.Delay(wait < MaxWait ? wait : MaxWait, clock, stoppingToken);
+                }
             }
             catch (OperationCanceledException)
             {

@@ -103,7 +103,7 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
                 await grid.ReadAsync();
                 return await read(grid);
             }
-            catch (Exception e) when (IsConnectionLoss(e, cancellationToken))
+            catch (Exception e) when (IsConnectionLoss(e, connection, cancellationToken))
             {
                 throw new ConnectionLostException(e);
             }
@@ -137,7 +137,7 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
                 await transaction.CommitAsync(cancellationToken);
                 return result;
             }
-            catch (Exception e) when (IsConnectionLoss(e, cancellationToken))
+            catch (Exception e) when (IsConnectionLoss(e, connection, cancellationToken))
             {
                 throw new ConnectionLostException(e);
             }
@@ -207,7 +207,7 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
         }
     }
 
-    private static bool IsConnectionLoss(Exception e, CancellationToken cancellationToken)
+    private static bool IsConnectionLoss(Exception e, NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
@@ -216,6 +216,9 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
 
         return e switch
         {
+            // When the backend dies mid-read, Dapper's reader cleanup meets the closed reader and this
+            // replaces the real error; the broken connection says what happened.
+            InvalidOperationException => connection.FullState.HasFlag(ConnectionState.Broken),
             // admin_shutdown / crash_shutdown / cannot_connect_now: the backend went away mid-call.
             PostgresException pg => pg.SqlState is "57P01" or "57P02" or "57P03" || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
             NpgsqlException npg => npg.InnerException is IOException or SocketException or EndOfStreamException || npg.IsTransient && npg.InnerException is not TimeoutException,

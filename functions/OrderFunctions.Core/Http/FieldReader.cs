@@ -62,6 +62,13 @@ public sealed class FieldReader
             return null;
         }
 
+        // PostgreSQL text cannot hold NUL, and no field here has a use for control characters.
+        if (text.Any(char.IsControl))
+        {
+            Fail(name, "must not contain control characters");
+            return null;
+        }
+
         return text;
     }
 

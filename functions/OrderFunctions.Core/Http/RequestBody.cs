@@ -42,6 +42,11 @@ public static class RequestBody
             return (null, ApiResponse.Validation("body", "a JSON object is required"));
         }
 
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            return (null, ApiResponse.Validation("body", "is not valid UTF-8"));
+        }
+
         try
         {
             // A member given twice is refused: parsers disagree on which one wins, so a proxy could vet one
@@ -53,12 +58,67 @@ public static class RequestBody
                 return (null, ApiResponse.Validation("body", "must be a JSON object"));
             }
 
+            if (!HasValidText(document.RootElement))
+            {
+                document.Dispose();
+                return (null, ApiResponse.Validation("body", "holds a string with an unpaired surrogate escape (\\uD800-\\uDFFF)"));
+            }
+
             return (document, null);
         }
         catch (JsonException e)
         {
             var where = e.BytePositionInLine is { } col ? $" at line {(e.LineNumber ?? 0) + 1}, byte {col + 1}" : "";
             return (null, ApiResponse.Validation("body", "is not well-formed JSON" + where));
+        }
+    }
+
+    /// <summary>
+    /// Valid UTF-8 can still spell invalid text through escapes (a lone "\uD800"); reading such a string
+    /// throws. Every name and string is read once here, so handlers never meet one.
+    /// </summary>
+    private static bool HasValidText(JsonElement element)
+    {
+        try
+        {
+            return Walk(element);
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+
+        static bool Walk(JsonElement e)
+        {
+            switch (e.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in e.EnumerateObject())
+                    {
+                        _ = property.Name;
+                        if (!Walk(property.Value))
+                        {
+                            return false;
+                        }
+                    }
+
+                    return true;
+                case JsonValueKind.Array:
+                    foreach (var item in e.EnumerateArray())
+                    {
+                        if (!Walk(item))
+                        {
+                            return false;
+                        }
+                    }
+
+                    return true;
+                case JsonValueKind.String:
+                    _ = e.GetString();
+                    return true;
+                default:
+                    return true;
+            }
         }
     }
 

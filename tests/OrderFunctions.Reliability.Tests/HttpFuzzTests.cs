@@ -1,0 +1,168 @@
+using System.Text.Json;
+using OrderFunctions.Reliability.Tests.Fuzzing;
+using Xunit.Abstractions;
+
+namespace OrderFunctions.Reliability.Tests;
+
+/// <summary>
+/// An HTTP fuzzer over LocalHost (<see cref="FuzzRun"/>: thousands of mutated requests to every route, one at a
+/// time between database snapshots; it runs once per class and each test judges one property of it).
+/// </summary>
+public sealed class HttpFuzzTests(FuzzRunFixture fixture, ITestOutputHelper output) : IClassFixture<FuzzRunFixture>
+{
+    // Text only a failure inside the server could put in an answer; none of it is ever sent by the fuzzer.
+    private static readonly string[] Leaks = ["Npgsql", "Exception", " at OrderFunctions", " at System.", "StackTrace", "set_config(", "INSERT INTO", "Password=", "Host="];
+
+    [Fact]
+    public async Task No_mutated_request_is_answered_with_a_5xx_or_breaks_the_host()
+    {
+        var run = await RunAsync();
+
+        // What the host logged for them: the exception behind each kind of 500.
+        var causes = fixture.Logs.Entries
+            .Where(e => e.StartsWith("Error", StringComparison.Ordinal))
+            .Select(e => e.Split('\n').Skip(1).FirstOrDefault() ?? e)
+            .GroupBy(line => line)
+            .Select(g => $"\n  logged {g.Count()} x {g.Key}");
+        AssertNone(run, r => r.Exception is not null || r.Status >= 500, "were answered 5xx or threw", _ => "", string.Concat(causes));
+    }
+
+    [Fact]
+    public async Task Every_error_answer_is_a_problem_document_with_an_error_code()
+    {
+        var run = await RunAsync();
+
+        AssertNone(run, r => r.Exception is null && r.Status >= 400 && !IsProblemDocument(r), "are errors without a problem document and error_code");
+    }
+
+    [Fact]
+    public async Task Every_success_answer_is_a_json_envelope()
+    {
+        var run = await RunAsync();
+
+        AssertNone(run, r => r.Exception is null && r.Status < 400 && !IsSuccessEnvelope(r), "are successes without a success envelope");
+    }
+
+    [Fact]
+    public async Task A_rejected_or_replayed_request_never_changes_the_database()
+    {
+        var run = await RunAsync();
+
+        AssertNone(run, r => r.UnexplainedChange is not null, "changed the database although rejected or replayed", r => $"\n  {r.UnexplainedChange}");
+    }
+
+    [Fact]
+    public async Task No_answer_leaks_a_stack_trace_sql_or_a_secret()
+    {
+        var run = await RunAsync();
+
+        AssertNone(run, r => Leaks.Any(l => r.Body.Contains(l, StringComparison.Ordinal))
+                             || r.Body.Contains(run.SigningKey, StringComparison.Ordinal)
+                             || r.Body.Contains(run.ConnectionString, StringComparison.Ordinal), "leak internals");
+    }
+
+    [Fact]
+    public async Task The_fuzzer_reaches_every_route_with_successes_and_each_kind_of_rejection()
+    {
+        var run = await RunAsync();
+
+        var statuses = run.Results.GroupBy(r => r.Status).ToDictionary(g => g.Key, g => g.Count());
+        output.WriteLine("statuses: " + string.Join(", ", statuses.OrderBy(s => s.Key).Select(s => $"{s.Key} x{s.Value}")));
+        output.WriteLine("successes by template: " + string.Join(", ", run.Results.Where(r => r.Status is >= 200 and < 300)
+            .GroupBy(r => r.Request.Template).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} x{g.Count()}")));
+        Assert.Equal(FuzzRun.Requests, run.Results.Count);
+        foreach (var status in new[] { 200, 201, 400, 401, 403, 404, 405, 413, 415, 422 })
+        {
+            Assert.True(statuses.ContainsKey(status), $"no request was answered {status}: the mutations lost coverage");
+        }
+
+        Assert.True(run.Results.Select(r => r.Request.Template).Distinct().Count() == 15, "some route was never fuzzed");
+    }
+
+    private async Task<FuzzRun> RunAsync()
+    {
+        var run = await fixture.Run;
+        output.WriteLine($"{run.Results.Count} requests, seed {FuzzRun.Seed} (ORDERS_FUZZ_SEED reproduces it)");
+        return run;
+    }
+
+    private static void AssertNone(FuzzRun run, Func<FuzzResult, bool> bad, string what, Func<FuzzResult, string>? detail = null, string causes = "")
+    {
+        var failures = run.Results.Where(bad).ToList();
+        var kinds = failures
+            .GroupBy(f => $"{f.Request.Template} -> {(f.Exception is { } e ? e.GetType().Name : $"{f.Status} {ErrorCode(f)}")}")
+            .OrderByDescending(g => g.Count())
+            .Select(g => $"  {g.Count()} x {g.Key}");
+        Assert.True(failures.Count == 0,
+            $"{failures.Count} of {run.Results.Count} requests {what} (seed {FuzzRun.Seed}):\n{string.Join("\n", kinds)}{causes}\ne.g.:\n"
+            + string.Join("\n", failures.Take(5).Select(f => f + (detail?.Invoke(f) ?? ""))));
+    }
+
+    private static string ErrorCode(FuzzResult result)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(result.Body);
+            return document.RootElement.TryGetProperty("error_code", out var code) ? code.ToString() : "";
+        }
+        catch (JsonException)
+        {
+            return "(no JSON)";
+        }
+    }
+
+    private static bool IsProblemDocument(FuzzResult result)
+    {
+        if (result.MediaType != "application/problem+json")
+        {
+            return false;
+        }
+
+        if (result.Request.Method == "HEAD")
+        {
+            // No body travels with a HEAD answer; its headers are all there is to judge.
+            return true;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(result.Body);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("success", out var success) && success.ValueKind == JsonValueKind.False
+                && root.TryGetProperty("error_code", out var code) && code.ValueKind == JsonValueKind.String && code.GetString()!.Length > 0
+                && root.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.Number && status.GetInt32() == result.Status
+                && new[] { "type", "title", "detail" }.All(m => root.TryGetProperty(m, out var v) && v.ValueKind == JsonValueKind.String);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsSuccessEnvelope(FuzzResult result)
+    {
+        if (result.MediaType != "application/json")
+        {
+            return false;
+        }
+
+        if (result.Request.Method == "HEAD")
+        {
+            return true;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(result.Body);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object
+                && root.TryGetProperty("success", out var success) && success.ValueKind == JsonValueKind.True
+                && root.TryGetProperty("data", out _);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+}

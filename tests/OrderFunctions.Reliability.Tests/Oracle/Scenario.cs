@@ -1,0 +1,127 @@
+using System.Globalization;
+using System.Text;
+using CsCheck;
+
+namespace OrderFunctions.Reliability.Tests.Oracle;
+
+/// <summary>
+/// One instrument of a scenario. Terms are drawn from small sets whose products stay exact in decimal
+/// (at most 28 significant digits), so the oracle's arithmetic is PostgreSQL's numeric arithmetic.
+/// </summary>
+internal sealed record InstrumentPlan(decimal ContractSize, decimal MarginRate, decimal CommissionRate, decimal QtyStep, int MinSteps,
+    decimal TickSize, int PriceTicks, bool Priced)
+{
+    public decimal InitialPrice => PriceTicks * TickSize;
+
+    public InstrumentTerms Terms(string symbol) =>
+        new(symbol, ContractSize, MarginRate, CommissionRate, MinSteps * QtyStep, QtyStep, TickSize);
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"cs {ContractSize} margin {MarginRate} commission {CommissionRate} step {QtyStep} min {MinSteps} steps tick {TickSize} price {(Priced ? InitialPrice.ToString(CultureInfo.InvariantCulture) : "none")}");
+}
+
+/// <summary>How an order's quantity is chosen when the step runs, from the model's state at that moment.</summary>
+internal enum Sizing
+{
+    /// <summary>Units × qty_step.</summary>
+    Steps,
+
+    /// <summary>Below min_qty (or half a step when min_qty is one step): VALIDATION_ERROR.</summary>
+    BelowMinimum,
+
+    /// <summary>Units × qty_step + half a step: VALIDATION_ERROR.</summary>
+    OffStep,
+
+    /// <summary>Exactly the open position, on the other side: a full close.</summary>
+    ClosePosition,
+
+    /// <summary>The open position plus units × qty_step, on the other side: a close and an open the other way.</summary>
+    FlipPosition,
+}
+
+internal abstract record Step;
+
+/// <summary>A market or (immediate-or-cancel) limit order; a limit is the current price ± LimitTicks ticks (+ half a tick when OffTick).</summary>
+internal sealed record PlaceOrder(int Instrument, bool Buy, bool Limit, Sizing Sizing, int Units, int LimitTicks, bool OffTick) : Step;
+
+/// <summary>An admin upsert of the instrument with last_price moved by BasisPoints (to the nearest tick) and the tradable flag.</summary>
+internal sealed record MovePrice(int Instrument, int BasisPoints, bool Tradable) : Step;
+
+internal sealed record Deposit(int Cents) : Step;
+
+/// <summary>Rolls back the stored order number Pick (modulo how many there are).</summary>
+internal sealed record Rollback(int Pick) : Step;
+
+/// <summary>Sends an earlier request's Idempotency-Key again, with the same payload or a different quantity.</summary>
+internal sealed record Replay(int Pick, bool SamePayload) : Step;
+
+internal sealed record Scenario(InstrumentPlan[] Instruments, decimal InitialDeposit, Step[] Steps)
+{
+    public override string ToString()
+    {
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"deposit {InitialDeposit}");
+        for (var i = 0; i < Instruments.Length; i++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\n  instrument {i}: {Instruments[i]}");
+        }
+
+        for (var i = 0; i < Steps.Length; i++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\n  {i}: {Steps[i]}");
+        }
+
+        return text.ToString();
+    }
+}
+
+/// <summary>CsCheck generators of trading scenarios: 2–3 instruments and 5–40 steps that shrink to a minimal failing sequence.</summary>
+internal static class Scenarios
+{
+    private static readonly Gen<InstrumentPlan> Instrument = Gen.Select(
+        Gen.OneOf(1m, 10m, 100m, 0.5m, 1000m),
+        Gen.OneOf(0.01m, 0.02m, 0.05m, 0.1m, 0.25m, 1m),
+        Gen.OneOf(0m, 0.0001m, 0.0002m, 0.001m, 0.003m),
+        Gen.OneOf(1m, 0.1m, 0.01m, 0.001m),
+        Gen.Int[1, 3],
+        Gen.OneOf(0.01m, 0.0001m, 0.05m, 0.25m),
+        Gen.Int[200, 20_000],
+        Gen.Frequency((9, true), (1, false)),
+        (contractSize, marginRate, commissionRate, qtyStep, minSteps, tick, ticks, priced) =>
+            new InstrumentPlan(contractSize, marginRate, commissionRate, qtyStep, minSteps, tick, ticks, priced));
+
+    // Mostly small orders, some large enough to exhaust margin or balance.
+    private static readonly Gen<int> Units = Gen.Frequency(
+        (6, (IGen<int>)Gen.Int[1, 20]),
+        (3, Gen.Int[21, 500]),
+        (1, Gen.Int[501, 20_000]));
+
+    private static readonly Gen<Step> Order = Gen.Select(
+        Gen.Int[0, 2],
+        Gen.Bool,
+        Gen.Frequency((3, false), (1, true)),
+        Gen.Frequency((14, Sizing.Steps), (1, Sizing.BelowMinimum), (1, Sizing.OffStep), (3, Sizing.ClosePosition), (2, Sizing.FlipPosition)),
+        Units,
+        Gen.Int[-3, 3],
+        Gen.Frequency((19, false), (1, true)),
+        (instrument, buy, limit, sizing, units, limitTicks, offTick) => (Step)new PlaceOrder(instrument, buy, limit, sizing, units, limitTicks, offTick));
+
+    private static readonly Gen<Step> Move = Gen.Select(
+        Gen.Int[0, 2],
+        Gen.Int[-1500, 1500],
+        Gen.Frequency((6, true), (1, false)),
+        (instrument, basisPoints, tradable) => (Step)new MovePrice(instrument, basisPoints, tradable));
+
+    private static readonly Gen<Step> Step = Gen.Frequency(
+        (60, (IGen<Step>)Order),
+        (15, Move),
+        (5, Gen.Int[1, 10_000_000].Select(cents => (Step)new Deposit(cents))),
+        (12, Gen.Int[0, 1000].Select(pick => (Step)new Rollback(pick))),
+        (8, Gen.Select(Gen.Int[0, 1000], Gen.Frequency((3, true), (1, false)), (pick, same) => (Step)new Replay(pick, same))));
+
+    public static readonly Gen<Scenario> Any = Gen.Select(
+        Instrument.Array[2, 3],
+        Gen.Select(Gen.OneOf(100m, 1_000m, 10_000m, 100_000m, 1_000_000m), Gen.Int[1, 9], (magnitude, digit) => magnitude * digit),
+        Step.Array[5, 40],
+        (instruments, deposit, steps) => new Scenario(instruments, deposit, steps));
+}
