@@ -2,8 +2,9 @@
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
--- Helpers without a SET clause stay inlinable (RLS policies call app_current_user per scan); they
--- reference only pg_catalog, which is always searched first.
+-- Helpers carry no SET clause: a SQL function with one is never inlined and is planned on every call, and a
+-- PL/pgSQL one switches search_path on every call. They name trading's objects explicitly instead (pg_catalog
+-- is always searched first). Only SECURITY DEFINER functions pin search_path, as they must.
 
 -- The trader a transaction acts for. Set by the caller with set_config('app.user_id', ..., true) at the
 -- start of every transaction; never taken from a function parameter a caller could forge.
@@ -30,18 +31,16 @@ $$;
 CREATE OR REPLACE FUNCTION error_envelope(p_error_code text, p_error_message text, p_status integer, p_data jsonb DEFAULT NULL)
     RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = trading, pg_temp
 AS $$
-    SELECT envelope(false, p_error_code, p_error_message, p_status, p_data)
+    SELECT trading.envelope(false, p_error_code, p_error_message, p_status, p_data)
 $$;
 
 -- A 400 naming the offending field, in the same shape the HTTP layer uses for its own validation.
 CREATE OR REPLACE FUNCTION validation_error(p_field text, p_message text)
     RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = trading, pg_temp
 AS $$
-    SELECT envelope(false, 'VALIDATION_ERROR', p_field || ': ' || p_message, 400,
+    SELECT trading.envelope(false, 'VALIDATION_ERROR', p_field || ': ' || p_message, 400,
         jsonb_build_object('errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))))
 $$;
 
@@ -59,14 +58,17 @@ $$;
 -- (a position whose instrument has no price yet is marked at its entry price).
 CREATE OR REPLACE FUNCTION account_unrealized_pnl(p_user_id uuid)
     RETURNS numeric
-    LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = trading, pg_temp
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(sum(position_unrealized_pnl(p.side, p.quantity, p.avg_entry_price,
-                                                coalesce(i.last_price, p.avg_entry_price), i.contract_size)), 0)
-    FROM positions p
-    JOIN instruments i ON i.symbol = p.symbol
-    WHERE p.user_id = p_user_id AND p.status = 'open'
+BEGIN
+    -- PL/pgSQL keeps this plan for the session; a SQL function that cannot be inlined is planned per call.
+    RETURN (
+        SELECT coalesce(sum(trading.position_unrealized_pnl(p.side, p.quantity, p.avg_entry_price,
+                                                            coalesce(i.last_price, p.avg_entry_price), i.contract_size)), 0)
+        FROM trading.positions p
+        JOIN trading.instruments i ON i.symbol = p.symbol
+        WHERE p.user_id = p_user_id AND p.status = 'open');
+END
 $$;
 
 -- sha256(prev_hash || canonical row). The canonical row joins the fields with the unit separator;
@@ -76,7 +78,6 @@ CREATE OR REPLACE FUNCTION execution_log_hash(
         p_error_code text, p_transaction_id uuid, p_details jsonb, p_created_at timestamptz)
     RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT sha256(p_prev_hash || convert_to(concat_ws(chr(31),
         p_user_id::text, p_seq::text, p_order_id::text, p_event, coalesce(p_reason, ''), coalesce(p_error_code, ''),
@@ -94,12 +95,13 @@ $$;
 -- Transaction-local context the accounts audit trigger reads: why money moved, for which order and transaction.
 CREATE OR REPLACE FUNCTION set_audit_context(p_reason text, p_order_id uuid, p_transaction_id uuid)
     RETURNS void
-    LANGUAGE sql VOLATILE
-    SET search_path = pg_catalog, pg_temp
+    LANGUAGE plpgsql VOLATILE
 AS $$
-    SELECT set_config('app.audit_reason', coalesce(p_reason, ''), true),
-           set_config('app.order_id', coalesce(p_order_id::text, ''), true),
-           set_config('app.transaction_id', coalesce(p_transaction_id::text, ''), true)
+BEGIN
+    PERFORM set_config('app.audit_reason', coalesce(p_reason, ''), true),
+            set_config('app.order_id', coalesce(p_order_id::text, ''), true),
+            set_config('app.transaction_id', coalesce(p_transaction_id::text, ''), true);
+END
 $$;
 
 GRANT EXECUTE ON FUNCTION app_current_user() TO orders_api, orders_maintenance, orders_archiver;

@@ -1,5 +1,7 @@
 -- Triggers that no code path can skip: the balance audit trail, the execution-log hash chain, and
--- append-only enforcement for the history tables.
+-- append-only enforcement for the history tables. They fire in every role's session, whatever its
+-- search_path, so they name trading's objects explicitly (and carry no SET clause, which would cost a
+-- search_path switch on every row).
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
@@ -9,10 +11,9 @@ SET LOCAL search_path = trading, pg_catalog;
 -- unrealized PnL that a close turned into cash, which gives the equity before exactly.
 CREATE OR REPLACE FUNCTION accounts_audit() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = trading, pg_temp
 AS $$
 DECLARE
-    v_unrealized     numeric := account_unrealized_pnl(NEW.user_id);
+    v_unrealized     numeric := trading.account_unrealized_pnl(NEW.user_id);
     v_balance_before numeric := 0;
     v_margin_before  numeric := 0;
     v_realized_delta numeric := NEW.realized_pnl;
@@ -23,7 +24,7 @@ BEGIN
         v_realized_delta := NEW.realized_pnl - OLD.realized_pnl;
     END IF;
 
-    INSERT INTO balance_audit_log (user_id, order_id, transaction_id, reason,
+    INSERT INTO trading.balance_audit_log (user_id, order_id, transaction_id, reason,
                                    balance_before, balance_after, margin_before, margin_after,
                                    equity_before, equity_after)
     VALUES (NEW.user_id,
@@ -50,23 +51,22 @@ CREATE OR REPLACE TRIGGER accounts_audit_update
 -- whatever the inserter supplied. The account row lock serialises appends for one account.
 CREATE OR REPLACE FUNCTION execution_logs_chain() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = trading, pg_temp
 AS $$
 DECLARE
     v_prev record;
 BEGIN
-    PERFORM 1 FROM accounts WHERE user_id = NEW.user_id FOR UPDATE;
+    PERFORM 1 FROM trading.accounts WHERE user_id = NEW.user_id FOR UPDATE;
     SELECT seq, row_hash INTO v_prev
-    FROM execution_logs
+    FROM trading.execution_logs
     WHERE user_id = NEW.user_id
     ORDER BY seq DESC
     LIMIT 1;
 
     NEW.seq := coalesce(v_prev.seq, 0) + 1;
-    NEW.prev_hash := coalesce(v_prev.row_hash, execution_log_genesis_hash());
+    NEW.prev_hash := coalesce(v_prev.row_hash, trading.execution_log_genesis_hash());
     NEW.created_at := now();
     NEW.details := coalesce(NEW.details, '{}'::jsonb);
-    NEW.row_hash := execution_log_hash(NEW.prev_hash, NEW.user_id, NEW.seq, NEW.order_id, NEW.event, NEW.reason,
+    NEW.row_hash := trading.execution_log_hash(NEW.prev_hash, NEW.user_id, NEW.seq, NEW.order_id, NEW.event, NEW.reason,
                                        NEW.error_code, NEW.transaction_id, NEW.details, NEW.created_at);
     RETURN NEW;
 END
@@ -79,7 +79,6 @@ CREATE OR REPLACE TRIGGER execution_logs_chain
 -- Append-only: UPDATE, DELETE and TRUNCATE raise for every role (the owner included).
 CREATE OR REPLACE FUNCTION reject_history_change() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = trading, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION '% on %.% is not allowed: the table is append-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
@@ -111,12 +110,11 @@ CREATE OR REPLACE TRIGGER error_log_no_truncate
 -- recorded an archive covering them (audit_archives.created_txid), which only archive_audit_rows() writes.
 CREATE OR REPLACE FUNCTION allow_archived_delete_only() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = trading, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (
         SELECT 1
-        FROM audit_archives a
+        FROM trading.audit_archives a
         WHERE a.created_txid = txid_current()
           AND a.table_name = TG_TABLE_NAME
           AND OLD.id BETWEEN a.first_id AND a.last_id
@@ -139,7 +137,6 @@ CREATE OR REPLACE TRIGGER error_log_archived_delete_only
 -- error_log rows are facts; only their resolution may be recorded later.
 CREATE OR REPLACE FUNCTION error_log_resolution_only() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = trading, pg_temp
 AS $$
 BEGIN
     IF (to_jsonb(NEW) - 'resolved_at') IS DISTINCT FROM (to_jsonb(OLD) - 'resolved_at') THEN

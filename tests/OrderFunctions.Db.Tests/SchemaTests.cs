@@ -251,6 +251,19 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         Assert.Equal("orders_user_id_idempotency_key_key", e.ConstraintName);
     }
 
+    [Fact]
+    public async Task Accounts_and_positions_leave_room_on_their_pages_for_hot_updates()
+    {
+        // Every order updates its account and usually its position: with free space on the page those
+        // updates stay HOT (no index writes).
+        var tables = await NamesAsync("""
+            SELECT relname FROM pg_class
+            WHERE relnamespace = 'trading'::regnamespace AND relkind = 'r' AND 'fillfactor=80' = ANY (reloptions)
+            """);
+
+        Assert.Equal(["accounts", "positions"], tables);
+    }
+
     private async Task<List<T>> QueryAsync<T>(string sql)
     {
         await using var connection = await database.OpenAdminConnectionAsync();
