@@ -19,6 +19,8 @@ public sealed class BenchDatabase(BenchOptions options)
     {
         Username = AppLogin,
         Password = AppPassword,
+        // The admin strings disable pooling (databases get dropped); the app's must pool, as it does in production.
+        Pooling = true,
         // As many connections as clients, so the pool never queues a request.
         MaxPoolSize = Math.Max(20, options.Clients * 2),
     }.ConnectionString;

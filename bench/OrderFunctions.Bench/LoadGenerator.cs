@@ -27,6 +27,7 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
         var warmupEnds = started + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency);
         var ends = warmupEnds + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
 
+        CpuMeter? cpu = null;
         using var progressStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = ReportProgressAsync(scenario, recorders, warmupEnds, ends, progressStop.Token);
 
@@ -51,6 +52,7 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
                 {
                     recorder.Reset();
                     measuring = true;
+                    Interlocked.CompareExchange(ref cpu, CpuMeter.Start(), null);
                 }
 
                 var trader = traders[random.Next(traders.Length)];
@@ -79,11 +81,12 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
         }, cancellationToken)).ToArray();
 
         await Task.WhenAll(clients);
+        var cpuUse = cpu?.Stop(recorders.Sum(r => (long)r.Count));
         var measured = Stopwatch.GetElapsedTime(warmupEnds, Math.Max(Stopwatch.GetTimestamp(), warmupEnds + 1));
         await progressStop.CancelAsync();
         await progress;
         var roundTripsPerRequest = await MeasureRoundTripsAsync(http, scenario, cancellationToken);
-        return ScenarioResult.From(scenario, options.Clients, measured, recorders, roundTripsPerRequest);
+        return ScenarioResult.From(scenario, options.Clients, measured, recorders, roundTripsPerRequest, cpuUse);
     }
 
     /// <summary>

@@ -63,6 +63,7 @@ public sealed partial class PgBench(BenchOptions options)
             "-T", seconds.ToString(CultureInfo.InvariantCulture), "-P", "1", "-r", url,
         ];
         Console.Error.WriteLine($"  pgbench  {name}: {options.Clients} clients, {seconds} s");
+        var cpu = CpuMeter.Start();
         var result = await ExecAsync(args, cancellationToken, line => Console.Error.WriteLine("  pgbench  " + line));
         var tps = TpsLine().Match(result.Output);
         var latency = LatencyLine().Match(result.Output);
@@ -72,11 +73,14 @@ public sealed partial class PgBench(BenchOptions options)
             throw new InvalidOperationException($"pgbench ({name}) failed with exit code {result.ExitCode}: {result.Output}");
         }
 
+        var transactions = TransactionsLine().Match(result.Output);
+        var count = transactions.Success ? long.Parse(transactions.Groups[1].Value, CultureInfo.InvariantCulture) : 1;
         return new PgBenchResult(
             name,
             double.Parse(tps.Groups[1].Value, CultureInfo.InvariantCulture),
             latency.Success ? double.Parse(latency.Groups[1].Value, CultureInfo.InvariantCulture) : double.NaN,
-            failed.Success ? long.Parse(failed.Groups[1].Value, CultureInfo.InvariantCulture) : 0);
+            failed.Success ? long.Parse(failed.Groups[1].Value, CultureInfo.InvariantCulture) : 0,
+            cpu.Stop(count).PostgresMsPerRequest);
     }
 
     private static async Task<(int ExitCode, string Output)> ExecAsync(string[] args, CancellationToken cancellationToken, Action<string>? progress = null)
@@ -123,6 +127,9 @@ public sealed partial class PgBench(BenchOptions options)
     [GeneratedRegex(@"tps = ([0-9.]+) \(without initial connection time\)")]
     private static partial Regex TpsLine();
 
+    [GeneratedRegex(@"number of transactions actually processed: ([0-9]+)")]
+    private static partial Regex TransactionsLine();
+
     [GeneratedRegex(@"latency average = ([0-9.]+) ms")]
     private static partial Regex LatencyLine();
 
@@ -130,4 +137,4 @@ public sealed partial class PgBench(BenchOptions options)
     private static partial Regex FailedLine();
 }
 
-public sealed record PgBenchResult(string Name, double Tps, double LatencyAverageMs, long Failed);
+public sealed record PgBenchResult(string Name, double Tps, double LatencyAverageMs, long Failed, double PostgresCpuMsPerTransaction);

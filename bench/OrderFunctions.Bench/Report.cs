@@ -21,21 +21,23 @@ public static class Report
         s.AppendLine(c, $"OrderFunctions benchmark  {report.StartedAt:yyyy-MM-dd HH:mm} UTC  {report.Machine}  PostgreSQL {report.Settings.PostgresVersion}");
         s.AppendLine(c, $"{report.Settings.Clients} clients, {report.Settings.DurationSeconds:F0} s per phase after {report.Settings.WarmupSeconds:F0} s warm-up, {report.Settings.Traders} traders{(report.Settings.Smoke ? "  (SMOKE: proves the harness, measures nothing)" : "")}");
         s.AppendLine();
-        s.AppendLine("| phase | orders/s | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | round trips/req |");
-        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        s.AppendLine("| phase | orders/s | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | round trips/req | CPU ms/req .NET | CPU ms/req PostgreSQL |");
+        s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in report.Scenarios)
         {
-            s.AppendLine(c, $"| HTTP {r.Scenario} | {r.OrdersPerSecond:F0} | {r.RequestsPerSecond:F0} | {r.OrderLatencyMs.P50:F2} | {r.OrderLatencyMs.P95:F2} | {r.OrderLatencyMs.P99:F2} | {r.OrderLatencyMs.Max:F2} | {r.Errors} | {r.RoundTripsPerRequest:F2} |");
+            s.AppendLine(c, $"| HTTP {r.Scenario} | {r.OrdersPerSecond:F0} | {r.RequestsPerSecond:F0} | {r.OrderLatencyMs.P50:F2} | {r.OrderLatencyMs.P95:F2} | {r.OrderLatencyMs.P99:F2} | {r.OrderLatencyMs.Max:F2} | {r.Errors} | {r.RoundTripsPerRequest:F2} | {r.CpuMs?.BenchProcessMsPerRequest:F3} | {r.CpuMs?.PostgresMsPerRequest:F3} |");
         }
 
         foreach (var p in new[] { report.ExecuteOrderDirect, report.TpcbLike })
         {
-            s.AppendLine(c, $"| pgbench {p.Name} | {p.Tps:F0} | | avg {p.LatencyAverageMs:F2} | | | | {p.Failed} | 1.00 |");
+            s.AppendLine(c, $"| pgbench {p.Name} | {p.Tps:F0} | | avg {p.LatencyAverageMs:F2} | | | | {p.Failed} | 1.00 | | {p.PostgresCpuMsPerTransaction:F3} |");
         }
 
         s.AppendLine();
         s.AppendLine(c, $"stack ratio    = HTTP distinct orders/s ÷ direct execute_order tps = {report.StackRatio:F3}");
         s.AppendLine(c, $"database ratio = direct execute_order tps ÷ tpcb-like tps          = {report.DatabaseRatio:F3}");
+        s.AppendLine("CPU ms/req: CPU time per request of this process (LocalHost server + load generator) and of all postgres");
+        s.AppendLine(c, $"processes, over the measured window; {Environment.ProcessorCount} cores give {Environment.ProcessorCount * 1000} CPU ms per second in all.");
         s.AppendLine();
         foreach (var t in report.Targets)
         {

@@ -31,13 +31,14 @@ public sealed record ScenarioResult(
     IReadOnlyDictionary<string, int> Outcomes,
     long Errors,
     double RoundTripsPerRequest,
+    CpuUse? CpuMs,
     IReadOnlyList<double> OrderLatencyCurve)
 {
     /// <summary>Percentiles at which the latency chart samples the distribution.</summary>
     public static IReadOnlyList<double> CurvePoints { get; } =
         [.. Enumerable.Range(1, 99).Select(i => (double)i), 99.5, 99.9, 100];
 
-    public static ScenarioResult From(string scenario, int clients, TimeSpan measured, Recorder[] recorders, double roundTripsPerRequest)
+    public static ScenarioResult From(string scenario, int clients, TimeSpan measured, Recorder[] recorders, double roundTripsPerRequest, CpuUse? cpu)
     {
         var orders = recorders.SelectMany(r => r.OrderLatencies).ToList();
         var reads = recorders.SelectMany(r => r.ReadLatencies).ToList();
@@ -50,7 +51,7 @@ public sealed record ScenarioResult(
         var curve = orders.Count == 0 ? [] : CurvePoints.Select(p => Latency.Percentile(orders, p)).ToList();
         return new ScenarioResult(scenario, clients, seconds, orders.Count, reads.Count, orders.Count / seconds,
             (orders.Count + reads.Count) / seconds, orderLatency, reads.Count == 0 ? null : Latency.Of(reads), outcomes, errors,
-            roundTripsPerRequest, curve);
+            roundTripsPerRequest, cpu, curve);
     }
 }
 
