@@ -24,7 +24,8 @@ AS $$
         'error_code', p_error_code,
         'error_message', p_error_message,
         'status', p_status,
-        'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        -- now(), the transaction's start, is stable: the function stays inlinable (clock_timestamp would not).
+        'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
         'data', coalesce(p_data, '{}'::jsonb))
 $$;
 
@@ -71,13 +72,14 @@ BEGIN
 END
 $$;
 
--- sha256(prev_hash || canonical row). The canonical row joins the fields with the unit separator;
+-- sha256(prev_hash || canonical row). STABLE, not IMMUTABLE: concat_ws and convert_to are stable, and a
+-- function declared stricter than its body is never inlined. The canonical row joins the fields with the unit separator;
 -- the timestamp is microseconds since the epoch so the text never depends on session settings.
 CREATE OR REPLACE FUNCTION execution_log_hash(
         p_prev_hash bytea, p_user_id uuid, p_seq bigint, p_order_id uuid, p_event text, p_reason text,
         p_error_code text, p_transaction_id uuid, p_details jsonb, p_created_at timestamptz)
     RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT sha256(p_prev_hash || convert_to(concat_ws(chr(31),
         p_user_id::text, p_seq::text, p_order_id::text, p_event, coalesce(p_reason, ''), coalesce(p_error_code, ''),

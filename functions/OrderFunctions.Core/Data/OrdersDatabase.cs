@@ -72,6 +72,11 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
         var builder = new NpgsqlDataSourceBuilder(settings.ConnectionString) { Name = PoolName };
         builder.ConnectionStringBuilder.ApplicationName ??= "OrderFunctions";
         builder.ConnectionStringBuilder.CommandTimeout = settings.CommandTimeoutSeconds;
+        // Npgsql otherwise sends DISCARD ALL before reusing a pooled connection, which also throws away the
+        // session's cached plans: every stored function would be re-planned on every call (about twice the
+        // database CPU per order, measured). Nothing here leaves session state behind: role and user are set
+        // with set_config(..., true) and end with the transaction, as PgBouncer's transaction pooling needs.
+        builder.ConnectionStringBuilder.NoResetOnClose = true;
         if (settings.UseEntraAuthentication)
         {
             // Managed identity (AZURE_CLIENT_ID picks the user-assigned one): tokens last about an hour.
