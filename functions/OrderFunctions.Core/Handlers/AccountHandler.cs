@@ -36,27 +36,16 @@ public sealed class AccountHandler(OrdersDatabase database)
 
     public async Task<ApiResponse> CreateStrategyAsync(ApiContext context)
     {
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        var (name, bodyError) = await RequestBody.ReadFieldsAsync(context.Request,
+            fields => fields.String("name", required: true, maxLength: 100), context.CancellationToken);
         if (bodyError is not null)
         {
             return bodyError;
         }
 
-        using (document)
-        {
-            var errors = new List<FieldError>();
-            var fields = new FieldReader(document!.RootElement, errors);
-            var name = fields.String("name", required: true, maxLength: 100);
-            fields.RejectUnknownFields();
-            if (errors.Count > 0)
-            {
-                return ApiResponse.Validation(errors);
-            }
-
-            var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, "SELECT trading.create_strategy(@Name)",
-                new { Name = name }, Repeatable.Yes, context.CancellationToken);
-            return ApiResponse.FromEnvelope(envelope);
-        }
+        var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, "SELECT trading.create_strategy(@Name)",
+            new { Name = name }, Repeatable.Yes, context.CancellationToken);
+        return ApiResponse.FromEnvelope(envelope);
     }
 }
 

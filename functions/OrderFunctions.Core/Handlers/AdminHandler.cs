@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using OrderFunctions.Core.Api;
@@ -16,173 +15,116 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
 
     public async Task<ApiResponse> UpsertInstrumentsAsync(ApiContext context)
     {
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
-        if (bodyError is not null)
+        var (instruments, error) = await RequestBody.ReadFieldsAsync(context.Request, fields =>
         {
-            return bodyError;
-        }
-
-        using (document)
-        {
-            var errors = new List<FieldError>();
-            var fields = new FieldReader(document!.RootElement, errors);
-            var items = fields.Array("instruments", required: true, maxItems: 1000);
-            fields.RejectUnknownFields();
-            var instruments = new JsonArray();
-            if (items is { } array)
+            var items = new JsonArray();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var count = fields.Objects("instruments", required: true, maxItems: 1000, f =>
             {
-                if (array.GetArrayLength() == 0)
+                var symbol = ReadSymbol(f);
+                if (symbol is not null && !seen.Add(symbol))
                 {
-                    fields.Fail("instruments", "must not be empty");
+                    f.Fail("symbol", "appears more than once");
                 }
 
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                var index = 0;
-                foreach (var item in array.EnumerateArray())
+                var instrument = new JsonObject
                 {
-                    var prefix = $"instruments[{index++}].";
-                    if (item.ValueKind != JsonValueKind.Object)
-                    {
-                        errors.Add(new FieldError(prefix.TrimEnd('.'), "must be an object"));
-                        continue;
-                    }
-
-                    var f = new FieldReader(item, errors, prefix);
-                    var symbol = f.String("symbol", required: true, maxLength: 32);
-                    if (symbol is not null && !Instruments.IsSymbol(symbol))
-                    {
-                        f.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
-                    }
-                    else if (symbol is not null && !seen.Add(symbol))
-                    {
-                        f.Fail("symbol", "appears more than once");
-                    }
-
-                    var instrument = new JsonObject
-                    {
-                        ["symbol"] = symbol,
-                        ["description"] = f.String("description", required: false, maxLength: 200),
-                        ["contract_size"] = f.Decimal("contract_size", true, 0m, 1e12m, 8),
-                        ["margin_rate"] = f.Decimal("margin_rate", true, 0m, 1.00000001m, 8),
-                        ["commission_rate"] = f.Decimal("commission_rate", false, null, 1m, 8, atLeast: 0m),
-                        ["min_qty"] = f.Decimal("min_qty", true, 0m, 1e12m, 8),
-                        ["qty_step"] = f.Decimal("qty_step", true, 0m, 1e12m, 8),
-                        ["tick_size"] = f.Decimal("tick_size", true, 0m, 1e12m, 8),
-                        ["last_price"] = f.Decimal("last_price", false, 0m, 1e12m, 8),
-                        ["tradable"] = f.Boolean("tradable", required: false),
-                    };
-                    if ((decimal?)instrument["margin_rate"] > 1m)
-                    {
-                        f.Fail("margin_rate", "must be at most 1");
-                    }
-
-                    f.RejectUnknownFields();
-                    instruments.Add(instrument);
+                    ["symbol"] = symbol,
+                    ["description"] = f.String("description", required: false, maxLength: 200),
+                    ["contract_size"] = f.Decimal("contract_size", true, 0m, 1e12m, 8),
+                    ["margin_rate"] = f.Decimal("margin_rate", true, 0m, 1.00000001m, 8),
+                    ["commission_rate"] = f.Decimal("commission_rate", false, null, 1m, 8, atLeast: 0m),
+                    ["min_qty"] = f.Decimal("min_qty", true, 0m, 1e12m, 8),
+                    ["qty_step"] = f.Decimal("qty_step", true, 0m, 1e12m, 8),
+                    ["tick_size"] = f.Decimal("tick_size", true, 0m, 1e12m, 8),
+                    ["last_price"] = f.Decimal("last_price", false, 0m, 1e12m, 8),
+                    ["tradable"] = f.Boolean("tradable", required: false),
+                };
+                if ((decimal?)instrument["margin_rate"] > 1m)
+                {
+                    f.Fail("margin_rate", "must be at most 1");
                 }
-            }
 
-            if (errors.Count > 0)
+                items.Add(instrument);
+            });
+            if (count == 0)
             {
-                return ApiResponse.Validation(errors);
+                fields.Fail("instruments", "must not be empty");
             }
 
-            var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)",
-                new { Items = instruments.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
-            return ApiResponse.FromEnvelope(envelope);
-        }
-    }
-
-    public async Task<ApiResponse> DepositAsync(ApiContext context)
-    {
-        if (!OrdersHandler.TryRouteId(context, "userId", out var userId, out var error))
+            return items;
+        }, context.CancellationToken);
+        if (error is not null)
         {
             return error;
         }
 
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
-        if (bodyError is not null)
+        var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)",
+            new { Items = instruments!.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+        return ApiResponse.FromEnvelope(envelope);
+    }
+
+    public async Task<ApiResponse> DepositAsync(ApiContext context)
+    {
+        if (!OrdersHandler.TryRouteId(context, "userId", out var userId, out var routeError))
         {
-            return bodyError;
+            return routeError;
         }
 
-        using (document)
+        var (deposit, error) = await RequestBody.ReadFieldsAsync(context.Request, fields => (
+            Amount: fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8),
+            Reason: fields.String("reason", required: false, maxLength: 200) ?? "deposit"), context.CancellationToken);
+        if (error is not null)
         {
-            var errors = new List<FieldError>();
-            var fields = new FieldReader(document!.RootElement, errors);
-            var amount = fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8);
-            var reason = fields.String("reason", required: false, maxLength: 200) ?? "deposit";
-            fields.RejectUnknownFields();
-            if (errors.Count > 0)
-            {
-                return ApiResponse.Validation(errors);
-            }
-
-            // A deposit applied twice is money created: never repeated after an ambiguous connection loss.
-            var envelope = await database.CallAsync(DbRole.Maintenance, userId,
-                "SELECT trading.update_user_balance_and_margin(@Amount, 0, @Reason, true)",
-                new { Amount = amount, Reason = reason }, Repeatable.No, context.CancellationToken);
-            return ApiResponse.FromEnvelope(envelope, (bool?)envelope["success"] == true ? 201 : null);
+            return error;
         }
+
+        // A deposit applied twice is money created: never repeated after an ambiguous connection loss.
+        var envelope = await database.CallAsync(DbRole.Maintenance, userId,
+            "SELECT trading.update_user_balance_and_margin(@Amount, 0, @Reason, true)",
+            new { deposit.Amount, deposit.Reason }, Repeatable.No, context.CancellationToken);
+        return ApiResponse.FromEnvelope(envelope, (bool?)envelope["success"] == true ? 201 : null);
     }
 
     public async Task<ApiResponse> SyncPositionsAsync(ApiContext context)
     {
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
-        if (bodyError is not null)
+        var (snapshot, error) = await RequestBody.ReadFieldsAsync(context.Request, fields =>
         {
-            return bodyError;
-        }
-
-        using (document)
-        {
-            var errors = new List<FieldError>();
-            var fields = new FieldReader(document!.RootElement, errors);
             var userId = fields.Uuid("user_id", required: true);
-            var items = fields.Array("positions", required: true, maxItems: 1000);
-            fields.RejectUnknownFields();
             var positions = new JsonArray();
-            if (items is { } array)
+            fields.Objects("positions", required: true, maxItems: 1000, f => positions.Add(new JsonObject
             {
-                var index = 0;
-                foreach (var item in array.EnumerateArray())
-                {
-                    var prefix = $"positions[{index++}].";
-                    if (item.ValueKind != JsonValueKind.Object)
-                    {
-                        errors.Add(new FieldError(prefix.TrimEnd('.'), "must be an object"));
-                        continue;
-                    }
-
-                    var f = new FieldReader(item, errors, prefix);
-                    var symbol = f.String("symbol", required: true, maxLength: 32);
-                    if (symbol is not null && !Instruments.IsSymbol(symbol))
-                    {
-                        f.Fail("symbol", "is not a valid symbol");
-                    }
-
-                    positions.Add(new JsonObject
-                    {
-                        ["symbol"] = symbol,
-                        ["side"] = f.String("side", required: true, maxLength: 5, allowed: PositionSides),
-                        ["quantity"] = f.Decimal("quantity", true, 0m, 1e12m, 8),
-                        ["avg_entry_price"] = f.Decimal("avg_entry_price", true, 0m, 1e12m, 12),
-                        ["stop_loss"] = f.Decimal("stop_loss", false, 0m, 1e12m, 8),
-                        ["take_profit"] = f.Decimal("take_profit", false, 0m, 1e12m, 8),
-                    });
-                    f.RejectUnknownFields();
-                }
-            }
-
-            if (errors.Count > 0)
-            {
-                return ApiResponse.Validation(errors);
-            }
-
-            // Replacing positions with the same snapshot again yields the same state.
-            var envelope = await database.CallAsync(DbRole.Maintenance, userId, "SELECT trading.sync_positions(@Positions::jsonb)",
-                new { Positions = positions.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
-            return ApiResponse.FromEnvelope(envelope);
+                ["symbol"] = ReadSymbol(f),
+                ["side"] = f.String("side", required: true, maxLength: 5, allowed: PositionSides),
+                ["quantity"] = f.Decimal("quantity", true, 0m, 1e12m, 8),
+                ["avg_entry_price"] = f.Decimal("avg_entry_price", true, 0m, 1e12m, 12),
+                ["stop_loss"] = f.Decimal("stop_loss", false, 0m, 1e12m, 8),
+                ["take_profit"] = f.Decimal("take_profit", false, 0m, 1e12m, 8),
+            }));
+            return (UserId: userId, Positions: positions);
+        }, context.CancellationToken);
+        if (error is not null)
+        {
+            return error;
         }
+
+        // Replacing positions with the same snapshot again yields the same state.
+        var envelope = await database.CallAsync(DbRole.Maintenance, snapshot.UserId, "SELECT trading.sync_positions(@Positions::jsonb)",
+            new { Positions = snapshot.Positions.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+        return ApiResponse.FromEnvelope(envelope);
+    }
+
+    /// <summary>A required instrument symbol, checked against the instruments.symbol rule.</summary>
+    internal static string? ReadSymbol(FieldReader fields)
+    {
+        var symbol = fields.String("symbol", required: true, maxLength: 32);
+        if (symbol is not null && !Instruments.IsSymbol(symbol))
+        {
+            fields.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
+            return null;
+        }
+
+        return symbol;
     }
 
     public async Task<ApiResponse> RunMaintenanceAsync(ApiContext context)

@@ -29,41 +29,32 @@ public sealed class OrdersHandler(OrdersDatabase database)
             errors.Add(new FieldError(IdempotencyKeyHeader, "must be 1-255 printable ASCII characters"));
         }
 
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        var (order, bodyError) = await RequestBody.ReadFieldsAsync(context.Request, ReadOrder, context.CancellationToken, errors);
         if (bodyError is not null)
         {
             return bodyError;
         }
 
-        using (document)
+        const string sql = """
+            SELECT trading.execute_order(@Symbol, @Side, @Type, @Quantity, @LimitPrice, @Key, @Fingerprint,
+                                         @StrategyId, @StopLoss, @TakeProfit)
+            """;
+        // Keyed by Idempotency-Key: repeating the call after a lost connection cannot execute twice.
+        var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, sql,
+            new
+            {
+                order!.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
+                order.StrategyId, order.StopLoss, order.TakeProfit,
+            },
+            Repeatable.Yes, context.CancellationToken);
+
+        if (envelope.Remove("replayed"))
         {
-            var order = ReadOrder(new FieldReader(document!.RootElement, errors));
-            if (errors.Count > 0)
-            {
-                return ApiResponse.Validation(errors);
-            }
-
-            const string sql = """
-                SELECT trading.execute_order(@Symbol, @Side, @Type, @Quantity, @LimitPrice, @Key, @Fingerprint,
-                                             @StrategyId, @StopLoss, @TakeProfit)
-                """;
-            // Keyed by Idempotency-Key: repeating the call after a lost connection cannot execute twice.
-            var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, sql,
-                new
-                {
-                    order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
-                    order.StrategyId, order.StopLoss, order.TakeProfit,
-                },
-                Repeatable.Yes, context.CancellationToken);
-
-            if (envelope.Remove("replayed"))
-            {
-                var success = (bool?)envelope["success"] == true;
-                return ApiResponse.FromEnvelope(envelope, success ? 200 : null, new Dictionary<string, string> { [ReplayedHeader] = "true" });
-            }
-
-            return ApiResponse.FromEnvelope(envelope);
+            var success = (bool?)envelope["success"] == true;
+            return ApiResponse.FromEnvelope(envelope, success ? 200 : null, new Dictionary<string, string> { [ReplayedHeader] = "true" });
         }
+
+        return ApiResponse.FromEnvelope(envelope);
     }
 
     public async Task<ApiResponse> GetAsync(ApiContext context)
@@ -107,44 +98,33 @@ public sealed class OrdersHandler(OrdersDatabase database)
             return error;
         }
 
-        var (document, bodyError) = await RequestBody.ReadJsonAsync(context.Request, context.CancellationToken);
+        var (reason, bodyError) = await RequestBody.ReadFieldsAsync(context.Request,
+            fields => fields.String("reason", required: true, maxLength: 500), context.CancellationToken);
         if (bodyError is not null)
         {
             return bodyError;
         }
 
-        using (document)
+        // The rollback acts for the order's owner: maintenance reads the owner, then the function runs
+        // for that user, all in one round trip.
+        const string sql = """
+            SELECT set_config('app.user_id', coalesce((SELECT user_id::text FROM trading.orders WHERE id = @Id LIMIT 1), ''), true);
+            SELECT trading.rollback_order_execution(@Id, @Reason);
+            """;
+        var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Repeatable.No,
+            async grid =>
+            {
+                await grid.ReadAsync();
+                return JsonNode.Parse(await grid.ReadSingleAsync<string>())!.AsObject();
+            },
+            context.CancellationToken);
+
+        if ((string?)envelope["error_code"] == ErrorCodes.UserNotFound)
         {
-            var errors = new List<FieldError>();
-            var fields = new FieldReader(document!.RootElement, errors);
-            var reason = fields.String("reason", required: true, maxLength: 500);
-            fields.RejectUnknownFields();
-            if (errors.Count > 0)
-            {
-                return ApiResponse.Validation(errors);
-            }
-
-            // The rollback acts for the order's owner: maintenance reads the owner, then the function runs
-            // for that user, all in one round trip.
-            const string sql = """
-                SELECT set_config('app.user_id', coalesce((SELECT user_id::text FROM trading.orders WHERE id = @Id LIMIT 1), ''), true);
-                SELECT trading.rollback_order_execution(@Id, @Reason);
-                """;
-            var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Repeatable.No,
-                async grid =>
-                {
-                    await grid.ReadAsync();
-                    return JsonNode.Parse(await grid.ReadSingleAsync<string>())!.AsObject();
-                },
-                context.CancellationToken);
-
-            if ((string?)envelope["error_code"] == ErrorCodes.UserNotFound)
-            {
-                return ApiResponse.Error(ErrorCodes.OrderNotFound, "no such order", new JsonObject { ["order_id"] = id.ToString() });
-            }
-
-            return ApiResponse.FromEnvelope(envelope);
+            return ApiResponse.Error(ErrorCodes.OrderNotFound, "no such order", new JsonObject { ["order_id"] = id.ToString() });
         }
+
+        return ApiResponse.FromEnvelope(envelope);
     }
 
     public async Task<ApiResponse> CheckIntegrityAsync(ApiContext context)
@@ -173,12 +153,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
 
     private static OrderRequest ReadOrder(FieldReader fields)
     {
-        var symbol = fields.String("symbol", required: true, maxLength: 32);
-        if (symbol is not null && !Instruments.IsSymbol(symbol))
-        {
-            fields.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
-        }
-
+        var symbol = AdminHandler.ReadSymbol(fields);
         var side = fields.String("side", required: true, maxLength: 4, allowed: Sides);
         var type = fields.String("type", required: true, maxLength: 6, allowed: Types);
         var quantity = fields.Decimal("quantity", required: true, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
@@ -195,7 +170,6 @@ public sealed class OrdersHandler(OrdersDatabase database)
         var strategyId = fields.Uuid("strategy_id", required: false);
         var stopLoss = fields.Decimal("stop_loss", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
         var takeProfit = fields.Decimal("take_profit", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
-        fields.RejectUnknownFields();
         return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit);
     }
 

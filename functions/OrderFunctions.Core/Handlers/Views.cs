@@ -2,7 +2,7 @@ namespace OrderFunctions.Core.Handlers;
 
 // Rows as the API returns them (snake_case in JSON). Dapper maps columns by name (underscores ignored).
 
-public sealed record OrderView
+public record OrderView
 {
     public Guid Id { get; init; }
     public Guid TransactionId { get; init; }
@@ -28,6 +28,16 @@ public sealed record OrderView
     public Guid? RollbackTransactionId { get; init; }
     public DateTime? RolledBackAt { get; init; }
     public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>One order with its fill and position (GET /api/orders/{id}).</summary>
+public sealed record OrderDetailView : OrderView
+{
+    public OrderDetailView(OrderView order)
+        : base(order)
+    {
+    }
+
     public FillView? Fill { get; init; }
     public PositionView? Position { get; init; }
 }
@@ -60,32 +70,8 @@ public sealed record PositionView
 }
 
 /// <summary>An order joined with its fill and position in one row (one query), split into views.</summary>
-internal sealed record OrderDetailRow
+internal sealed record OrderDetailRow : OrderView
 {
-    public Guid Id { get; init; }
-    public Guid TransactionId { get; init; }
-    public string Symbol { get; init; } = "";
-    public string Side { get; init; } = "";
-    public string Type { get; init; } = "";
-    public decimal Quantity { get; init; }
-    public decimal FilledQuantity { get; init; }
-    public decimal? LimitPrice { get; init; }
-    public decimal? StopLoss { get; init; }
-    public decimal? TakeProfit { get; init; }
-    public string Status { get; init; } = "";
-    public decimal? ExecutedPrice { get; init; }
-    public DateTime? ExecutedAt { get; init; }
-    public decimal? Commission { get; init; }
-    public decimal? RealizedPnl { get; init; }
-    public decimal? BalanceDelta { get; init; }
-    public decimal? MarginDelta { get; init; }
-    public Guid? PositionId { get; init; }
-    public Guid? StrategyId { get; init; }
-    public string? FailureReason { get; init; }
-    public string? ErrorCode { get; init; }
-    public Guid? RollbackTransactionId { get; init; }
-    public DateTime? RolledBackAt { get; init; }
-    public DateTime CreatedAt { get; init; }
     public Guid? FillId { get; init; }
     public decimal? FillQuantity { get; init; }
     public decimal? FillPrice { get; init; }
@@ -105,14 +91,8 @@ internal sealed record OrderDetailRow
     public DateTime? PositionOpenedAt { get; init; }
     public DateTime? PositionClosedAt { get; init; }
 
-    public OrderView ToView() => new()
+    public OrderDetailView ToView() => new(this)
     {
-        Id = Id, TransactionId = TransactionId, Symbol = Symbol, Side = Side, Type = Type, Quantity = Quantity,
-        FilledQuantity = FilledQuantity, LimitPrice = LimitPrice, StopLoss = StopLoss, TakeProfit = TakeProfit, Status = Status,
-        ExecutedPrice = ExecutedPrice, ExecutedAt = ExecutedAt, Commission = Commission, RealizedPnl = RealizedPnl,
-        BalanceDelta = BalanceDelta, MarginDelta = MarginDelta, PositionId = PositionId, StrategyId = StrategyId,
-        FailureReason = FailureReason, ErrorCode = ErrorCode, RollbackTransactionId = RollbackTransactionId,
-        RolledBackAt = RolledBackAt, CreatedAt = CreatedAt,
         Fill = FillId is { } fillId
             ? new FillView
             {

@@ -163,6 +163,35 @@ public sealed class FieldReader
         return Json.Normalize(number);
     }
 
+    /// <summary>
+    /// An array of objects, each read by <paramref name="readItem"/> with its own reader whose errors are named
+    /// <c>name[i].field</c>; unknown fields of each item are refused. Returns how many items there were.
+    /// </summary>
+    public int? Objects(string name, bool required, int maxItems, Action<FieldReader> readItem)
+    {
+        if (Array(name, required, maxItems) is not { } array)
+        {
+            return null;
+        }
+
+        var index = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var prefix = $"{_prefix}{name}[{index++}]";
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                Errors.Add(new FieldError(prefix, "must be an object"));
+                continue;
+            }
+
+            var reader = new FieldReader(item, Errors, prefix + ".");
+            readItem(reader);
+            reader.RejectUnknownFields();
+        }
+
+        return index;
+    }
+
     public JsonElement? Array(string name, bool required, int maxItems)
     {
         if (!TryGet(name, required, out var value))

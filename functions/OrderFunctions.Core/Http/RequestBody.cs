@@ -8,6 +8,29 @@ public static class RequestBody
 {
     public const int MaxBytes = 64 * 1024;
 
+    /// <summary>
+    /// Reads a JSON object body field by field: <paramref name="read"/> asks for each field, unknown fields are
+    /// refused, and every problem (with any the caller already found, e.g. in headers) comes back as one 400.
+    /// </summary>
+    public static async Task<(T? Value, ApiResponse? Error)> ReadFieldsAsync<T>(ApiRequest request, Func<FieldReader, T> read,
+        CancellationToken cancellationToken, List<FieldError>? errors = null)
+    {
+        var (document, error) = await ReadJsonAsync(request, cancellationToken);
+        if (error is not null)
+        {
+            return (default, error);
+        }
+
+        using (document)
+        {
+            errors ??= [];
+            var fields = new FieldReader(document!.RootElement, errors);
+            var value = read(fields);
+            fields.RejectUnknownFields();
+            return errors.Count > 0 ? (default, ApiResponse.Validation(errors)) : (value, null);
+        }
+    }
+
     /// <summary>Parses the body, or returns the 413/415/400 response that explains why not.</summary>
     public static async Task<(JsonDocument? Document, ApiResponse? Error)> ReadJsonAsync(ApiRequest request, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using OrderFunctions.Testing;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Claims;

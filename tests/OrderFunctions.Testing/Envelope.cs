@@ -1,10 +1,13 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace OrderFunctions.Reliability.Tests.Support;
+namespace OrderFunctions.Testing;
 
-/// <summary>The response every stored function and every route returns (DESIGN.md §3), read from its JSON text.</summary>
-internal sealed class Envelope
+/// <summary>
+/// The response every stored function and every route returns (DESIGN.md §3), read from its JSON text.
+/// Money is read as exact decimals, never as doubles.
+/// </summary>
+public sealed class Envelope
 {
     private readonly JsonElement _root;
 
@@ -20,7 +23,11 @@ internal sealed class Envelope
 
     public string? ErrorCode => _root.GetProperty("error_code").GetString();
 
+    public string? ErrorMessage => _root.GetProperty("error_message").GetString();
+
     public int Status => _root.GetProperty("status").GetInt32();
+
+    public string Timestamp => _root.GetProperty("timestamp").GetString()!;
 
     public JsonElement Data => _root.GetProperty("data");
 
@@ -48,20 +55,51 @@ internal sealed class Envelope
         return element.ValueKind == JsonValueKind.Null ? null : element;
     }
 
+    /// <summary>A value under data by a dotted path; throws naming the path when it is absent.</summary>
+    public JsonElement Get(string path)
+    {
+        var element = Data;
+        foreach (var name in path.Split('.'))
+        {
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(name, out element))
+            {
+                throw new InvalidOperationException($"data.{path} is missing in {Json}");
+            }
+        }
+
+        return element;
+    }
+
+    public bool Has(string path)
+    {
+        var element = Data;
+        foreach (var name in path.Split('.'))
+        {
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(name, out element))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public decimal Decimal(string path)
     {
-        var element = Find(path) ?? throw new InvalidOperationException($"data.{path} is missing in {Json}");
+        var element = Get(path);
         return element.ValueKind == JsonValueKind.String
             ? decimal.Parse(element.GetString()!, NumberStyles.Float, CultureInfo.InvariantCulture)
             : element.GetDecimal();
     }
 
-    public Guid Guid(string path) =>
-        (Find(path) ?? throw new InvalidOperationException($"data.{path} is missing in {Json}")).GetGuid();
-
-    public Guid? MaybeGuid(string path) => Find(path) is { ValueKind: JsonValueKind.String } e && System.Guid.TryParse(e.GetString(), out var id) ? id : null;
-
     public string? String(string path) => Find(path)?.GetString();
+
+    public Guid Guid(string path) => System.Guid.Parse(Get(path).GetString()!, CultureInfo.InvariantCulture);
+
+    public Guid? MaybeGuid(string path) =>
+        Find(path) is { ValueKind: JsonValueKind.String } e && System.Guid.TryParse(e.GetString(), out var id) ? id : null;
+
+    public bool Bool(string path) => Get(path).GetBoolean();
 
     public override string ToString() => Json;
 }
