@@ -79,6 +79,65 @@ BEGIN
 END
 $$;
 
+-- An admin deposit into the acting user's (app.user_id) account, opening it on the first one, through
+-- update_user_balance_and_margin (the audited path). With an Idempotency-Key (optional: deposits predate
+-- keys) it follows the rules of execute_order: the same key and fingerprint replay the stored response with
+-- "replayed": true, another fingerprint is IDEMPOTENCY_KEY_REUSED, input errors store nothing. Concurrent
+-- requests with one key queue on a transaction-scoped advisory lock on (user, key): the account row may not
+-- exist yet to lock, and the key's row is written only once the response is known.
+CREATE OR REPLACE FUNCTION deposit(
+        p_amount numeric,
+        p_reason text,
+        p_idempotency_key text DEFAULT NULL,
+        p_request_fingerprint text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = trading, pg_temp
+AS $$
+DECLARE
+    v_user    uuid := app_current_user();
+    v_prior   record;
+    v_result  jsonb;
+BEGIN
+    IF v_user IS NULL THEN
+        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+    ELSIF p_amount IS NULL OR p_amount <= 0 THEN
+        RETURN validation_error('amount', 'must be greater than 0');
+    ELSIF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
+        RETURN validation_error('idempotency_key', 'must be 1 to 255 characters');
+    ELSIF p_idempotency_key IS NOT NULL
+          AND (p_request_fingerprint IS NULL OR length(p_request_fingerprint) NOT BETWEEN 1 AND 128) THEN
+        RETURN validation_error('request_fingerprint', 'must be 1 to 128 characters');
+    END IF;
+
+    IF p_idempotency_key IS NULL THEN
+        RETURN update_user_balance_and_margin(p_amount, 0, p_reason, true);
+    END IF;
+
+    PERFORM pg_advisory_xact_lock(hashtextextended('deposit ' || v_user::text || ' ' || p_idempotency_key, 0));
+    -- Under the lock every earlier request with this key has committed or rolled back.
+    SELECT request_fingerprint, response INTO v_prior
+    FROM deposit_requests
+    WHERE user_id = v_user AND idempotency_key = p_idempotency_key;
+    IF FOUND THEN
+        IF v_prior.request_fingerprint <> p_request_fingerprint THEN
+            RETURN error_envelope('IDEMPOTENCY_KEY_REUSED',
+                'this Idempotency-Key was already used with a different request', 422,
+                jsonb_build_object('transaction_id', v_prior.response -> 'data' -> 'transaction_id'));
+        END IF;
+        RETURN v_prior.response || jsonb_build_object('replayed', true);
+    END IF;
+
+    v_result := update_user_balance_and_margin(p_amount, 0, p_reason, true);
+    IF (v_result ->> 'success')::boolean THEN
+        INSERT INTO deposit_requests (user_id, idempotency_key, request_fingerprint, transaction_id, response)
+        VALUES (v_user, p_idempotency_key, p_request_fingerprint, (v_result -> 'data' ->> 'transaction_id')::uuid, v_result);
+    END IF;
+    RETURN v_result;
+END
+$$;
+
 -- Rolls back an order of the acting user (app.user_id):
 --   pending/executing -> failed (no money had moved; the order is closed with a FAILED log);
 --   executed -> exact compensation from the recorded deltas and the position before-image, only while
@@ -240,9 +299,11 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION update_user_balance_and_margin(numeric, numeric, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION deposit(numeric, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION rollback_order_execution(uuid, text) FROM PUBLIC;
 -- Deposits, adjustments and rollbacks are admin and maintenance work, never a trader's own call.
 GRANT EXECUTE ON FUNCTION update_user_balance_and_margin(numeric, numeric, text, boolean) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION deposit(numeric, text, text, text) TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION rollback_order_execution(uuid, text) TO orders_maintenance;
 
 RESET ROLE;

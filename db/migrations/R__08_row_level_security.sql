@@ -13,7 +13,7 @@ DECLARE
     p record;
 BEGIN
     FOREACH t IN ARRAY ARRAY['accounts', 'strategies', 'positions', 'orders', 'fills', 'execution_logs',
-                             'balance_audit_log', 'error_log', 'ledger_checkpoints'] LOOP
+                             'balance_audit_log', 'error_log', 'ledger_checkpoints', 'deposit_requests'] LOOP
         EXECUTE format('ALTER TABLE trading.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE trading.%I FORCE ROW LEVEL SECURITY', t);
         -- Rebuild this script's policies from scratch so a policy removed here disappears from the database.

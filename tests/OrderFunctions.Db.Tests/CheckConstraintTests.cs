@@ -94,6 +94,23 @@ public sealed class CheckConstraintTests(DatabaseFixture database) : IClassFixtu
         AssertCheckViolation(e, "instruments_margin_rate_check");
     }
 
+    [Theory]
+    [InlineData("", "fingerprint", "{}", "deposit_requests_idempotency_key_check")]
+    [InlineData("key", "", "{}", "deposit_requests_request_fingerprint_check")]
+    [InlineData("key", "fingerprint", "[]", "deposit_requests_response_check")]
+    public async Task Deposit_requests_reject_an_empty_key_or_fingerprint_and_a_response_that_is_not_an_object(
+        string key, string fingerprint, string response, string constraint)
+    {
+        var e = await InsertAsync(
+            """
+            INSERT INTO trading.deposit_requests (user_id, idempotency_key, request_fingerprint, transaction_id, response)
+            VALUES (@user, @key, @fingerprint, gen_random_uuid(), @response::jsonb)
+            """,
+            (user, _) => new { user, key, fingerprint, response });
+
+        AssertCheckViolation(e, constraint);
+    }
+
     [Fact]
     public async Task Instruments_accept_a_margin_rate_of_exactly_one()
     {

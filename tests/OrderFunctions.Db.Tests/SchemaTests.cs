@@ -9,7 +9,8 @@ namespace OrderFunctions.Db.Tests;
 public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] TenantTables =
-        ["accounts", "balance_audit_log", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions", "strategies"];
+        ["accounts", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions",
+         "strategies"];
 
     [Fact]
     public async Task Trading_schema_has_exactly_the_tables_of_the_data_model()
@@ -17,7 +18,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var tables = await NamesAsync("SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind IN ('r', 'p')");
 
         Assert.Equal(
-            ["accounts", "audit_archives", "balance_audit_log", "error_log", "execution_logs", "fills", "instruments",
+            ["accounts", "audit_archives", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
              "ledger_checkpoints", "maintenance_runs", "orders", "positions", "strategies"],
             tables);
     }
@@ -52,6 +53,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "audit_archives(maintenance_run_id) -> maintenance_runs(id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
+                "deposit_requests(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
                 "fills(symbol) -> instruments(symbol) ON DELETE RESTRICT",
@@ -157,7 +159,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
 
         // The money paths at least; any SECURITY DEFINER function added later is held to the same rule.
         Assert.Superset(
-            new HashSet<string>(["execute_order", "rollback_order_execution", "update_user_balance_and_margin", "upsert_instruments",
+            new HashSet<string>(["deposit", "execute_order", "rollback_order_execution", "update_user_balance_and_margin", "upsert_instruments",
                                  "validate_atomic_execution_integrity", "archive_audit_rows"]),
             functions.Select(f => f.Name).ToHashSet());
         Assert.All(functions, f =>

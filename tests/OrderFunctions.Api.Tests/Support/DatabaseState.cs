@@ -10,7 +10,8 @@ namespace OrderFunctions.Api.Tests.Support;
 public sealed record DatabaseState(IReadOnlyDictionary<string, string> Tables)
 {
     private static readonly string[] Audited =
-        ["accounts", "positions", "orders", "fills", "balance_audit_log", "execution_logs", "error_log", "strategies", "instruments"];
+        ["accounts", "positions", "orders", "fills", "balance_audit_log", "execution_logs", "error_log", "strategies", "instruments",
+         "deposit_requests"];
 
     public static async Task<DatabaseState> CaptureAsync(DatabaseFixture database)
     {
