@@ -66,6 +66,59 @@ public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Deposit_with_an_idempotency_key_replays_with_200_and_refuses_another_amount_with_422()
+    {
+        var trader = Guid.NewGuid();
+        var path = $"/api/admin/accounts/{trader}/deposits";
+        var key = new Dictionary<string, string> { ["Idempotency-Key"] = Guid.NewGuid().ToString() };
+
+        var first = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = 500m, reason = "wire 42" }, key);
+        // The same request in another JSON spelling is the same request.
+        var replay = await api.SendRawAsync(HttpMethod.Post, path, api.AdminToken, """{"reason": "wire 42", "amount": "500.000"}""",
+            "application/json", key);
+        var reused = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = 5_000m, reason = "wire 42" }, key);
+
+        var data = first.AssertSuccess(201);
+        Assert.Null(first.Header("Idempotent-Replayed"));
+        Assert.Equal(data.GetRawText(), replay.AssertSuccess(200).GetRawText());
+        Assert.Equal("true", replay.Header("Idempotent-Replayed"));
+        reused.AssertProblem(422, "IDEMPOTENCY_KEY_REUSED");
+        var account = (await api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(trader))).AssertSuccess(200);
+        Assert.Equal(500m, account.GetProperty("balance").GetDecimal());
+        Assert.Equal(1, await api.CountAsync("FROM trading.balance_audit_log WHERE user_id = $1", trader));
+    }
+
+    [Fact]
+    public async Task Twenty_concurrent_deposits_with_one_key_credit_once()
+    {
+        var trader = await api.NewTraderAsync(100m);
+        var key = new Dictionary<string, string> { ["Idempotency-Key"] = Guid.NewGuid().ToString() };
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ =>
+            api.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", api.AdminToken, new { amount = 25m }, key)));
+
+        Assert.Single(results, r => r.Status == 201);
+        Assert.Equal(19, results.Count(r => r.Status == 200 && r.Header("Idempotent-Replayed") == "true"));
+        Assert.Single(results.Select(r => r.Data.GetRawText()).Distinct());
+        var account = (await api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(trader))).AssertSuccess(200);
+        Assert.Equal(125m, account.GetProperty("balance").GetDecimal());
+    }
+
+    [Fact]
+    public async Task Deposit_with_a_malformed_idempotency_key_is_400_naming_the_header_and_changes_nothing()
+    {
+        var trader = await api.NewTraderAsync(100m);
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var result = await api.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", api.AdminToken, new { amount = 25m },
+            new Dictionary<string, string> { ["Idempotency-Key"] = new string('k', 256) });
+
+        result.AssertProblem(400, "VALIDATION_ERROR");
+        Assert.Equal(["Idempotency-Key"], result.ErrorFields);
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
+    }
+
+    [Fact]
     public async Task Positions_sync_replaces_open_positions_and_recomputes_used_margin_through_the_audit()
     {
         var trader = await api.NewTraderAsync(100_000m);

@@ -71,19 +71,27 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             return routeError;
         }
 
+        var errors = new List<FieldError>();
+        var key = Idempotency.ReadKey(context.Request, required: false, errors);
         var (deposit, error) = await RequestBody.ReadFieldsAsync(context.Request, fields => (
             Amount: fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8),
-            Reason: fields.String("reason", required: false, maxLength: 200) ?? "deposit"), context.CancellationToken);
+            Reason: fields.String("reason", required: false, maxLength: 200) ?? "deposit"), context.CancellationToken, errors);
         if (error is not null)
         {
             return error;
         }
 
-        // A deposit applied twice is money created: never repeated after an ambiguous connection loss.
+        // A deposit applied twice is money created. With an Idempotency-Key the database answers a repeat from
+        // the stored response, so a call lost with its connection can be repeated; without one it never is.
         var envelope = await database.CallAsync(DbRole.Maintenance, userId,
-            "SELECT trading.update_user_balance_and_margin(@Amount, 0, @Reason, true)",
-            new { deposit.Amount, deposit.Reason }, Repeatable.No, context.CancellationToken);
-        return ApiResponse.FromEnvelope(envelope, (bool?)envelope["success"] == true ? 201 : null);
+            "SELECT trading.deposit(@Amount, @Reason, @Key, @Fingerprint)",
+            new
+            {
+                deposit.Amount, deposit.Reason, Key = key,
+                Fingerprint = key is null ? null : Idempotency.Fingerprint("deposit-v1", deposit.Amount, deposit.Reason),
+            },
+            key is null ? Repeatable.No : Repeatable.Yes, context.CancellationToken);
+        return Idempotency.Respond(envelope, firstStatus: 201);
     }
 
     public async Task<ApiResponse> SyncPositionsAsync(ApiContext context)

@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
@@ -11,23 +8,13 @@ namespace OrderFunctions.Core.Handlers;
 /// <summary>Executing, reading, rolling back and checking orders.</summary>
 public sealed class OrdersHandler(OrdersDatabase database)
 {
-    public const string IdempotencyKeyHeader = "Idempotency-Key";
-    public const string ReplayedHeader = "Idempotent-Replayed";
     private static readonly string[] Sides = ["buy", "sell"];
     private static readonly string[] Types = ["market", "limit"];
 
     public async Task<ApiResponse> ExecuteAsync(ApiContext context)
     {
         var errors = new List<FieldError>();
-        var key = context.Request.Header(IdempotencyKeyHeader);
-        if (key is null)
-        {
-            errors.Add(new FieldError(IdempotencyKeyHeader, "is required: a unique key per order (1-255 printable characters)"));
-        }
-        else if (key.Length is < 1 or > 255 || key.Any(c => c is < ' ' or > '~'))
-        {
-            errors.Add(new FieldError(IdempotencyKeyHeader, "must be 1-255 printable ASCII characters"));
-        }
+        var key = Idempotency.ReadKey(context.Request, required: true, errors);
 
         var (order, bodyError) = await RequestBody.ReadFieldsAsync(context.Request, ReadOrder, context.CancellationToken, errors);
         if (bodyError is not null)
@@ -48,13 +35,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             },
             Repeatable.Yes, context.CancellationToken);
 
-        if (envelope.Remove("replayed"))
-        {
-            var success = (bool?)envelope["success"] == true;
-            return ApiResponse.FromEnvelope(envelope, success ? 200 : null, new Dictionary<string, string> { [ReplayedHeader] = "true" });
-        }
-
-        return ApiResponse.FromEnvelope(envelope);
+        return Idempotency.Respond(envelope);
     }
 
     public async Task<ApiResponse> GetAsync(ApiContext context)
@@ -173,17 +154,9 @@ public sealed class OrdersHandler(OrdersDatabase database)
         return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit);
     }
 
-    /// <summary>
-    /// The request's identity for idempotency: the same order in any JSON spelling (field order, 1.5 vs
-    /// "1.50") has the same fingerprint; any difference in what would execute changes it.
-    /// </summary>
-    internal static string Fingerprint(OrderRequest order)
-    {
-        static string D(decimal? d) => d is { } v ? Json.Normalize(v).ToString(CultureInfo.InvariantCulture) : "";
-        var canonical = string.Join('\u001f', "v1", order.Symbol, order.Side, order.Type, D(order.Quantity), D(order.LimitPrice),
-            order.StrategyId?.ToString() ?? "", D(order.StopLoss), D(order.TakeProfit));
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
-    }
+    /// <summary>The order's identity for idempotency: any difference in what would execute changes it.</summary>
+    internal static string Fingerprint(OrderRequest order) => Idempotency.Fingerprint(
+        "v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss, order.TakeProfit);
 
     internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, Guid? StrategyId,
         decimal? StopLoss, decimal? TakeProfit);
