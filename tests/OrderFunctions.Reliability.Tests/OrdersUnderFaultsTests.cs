@@ -1,4 +1,5 @@
 using System.Globalization;
+using Dapper;
 using OrderFunctions.Reliability.Tests.Support;
 using Xunit.Abstractions;
 
@@ -67,6 +68,28 @@ public sealed class OrdersUnderFaultsTests(FaultRunFixture fixture, ITestOutputH
     }
 
     [Fact]
+    public async Task Every_keyed_deposit_is_credited_once_and_its_repeats_replay_it()
+    {
+        var run = await RunAsync();
+        await using var db = new TradingDatabase(fixture);
+
+        Assert.NotEmpty(run.KeyedDepositRequests);
+        foreach (var deposit in run.KeyedDepositRequests)
+        {
+            // 200 when the server's own retry after a lost connection found the deposit already done.
+            Assert.True(deposit.Final?.Status is 200 or 201, $"deposit {deposit.Key} did not end as done: {deposit}");
+            Assert.All(deposit.Attempts.SkipWhile(a => !a.IsDefinitive).Skip(1).Where(a => a.IsDefinitive),
+                later => Assert.True(later.Status == 200 && later.Replayed, $"deposit {deposit.Key}: a repeat was not a replay: {later.Body}"));
+        }
+
+        // Exactly one audit row per deposit: none applied twice, none lost (the balances are judged below).
+        var audited = await db.AdminAsync(c => c.ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM trading.balance_audit_log WHERE reason LIKE 'fault-run deposit %' AND user_id = ANY(@traders)",
+            new { traders = run.Deposits.Keys.ToArray() }));
+        Assert.Equal(run.KeyedDepositRequests.Count, audited);
+    }
+
+    [Fact]
     public async Task Money_is_conserved_and_every_integrity_and_chain_check_passes_after_the_faults()
     {
         var run = await RunAsync();
@@ -81,7 +104,7 @@ public sealed class OrdersUnderFaultsTests(FaultRunFixture fixture, ITestOutputH
     {
         var run = await RunAsync();
 
-        var unexpected = run.Attempts.Concat(run.PriceMoves)
+        var unexpected = run.Attempts.Concat(run.PriceMoves).Concat(run.KeyedDepositRequests.SelectMany(d => d.Attempts))
             .Where(a => !a.Cancelled && !(a.Status is 200 or 201 || (a.Status == 503 && a.ErrorCode == "SERVICE_UNAVAILABLE") || BusinessRejections.Contains(a.ErrorCode)))
             .ToList();
         foreach (var entry in fixture.Logs.Entries.Where(e => e.StartsWith("Error", StringComparison.Ordinal) && !e.Contains("DatabaseUnavailableException", StringComparison.Ordinal)).Take(3))

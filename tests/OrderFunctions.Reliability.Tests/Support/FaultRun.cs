@@ -24,7 +24,8 @@ public sealed class FaultRunFixture : LocalHostFixture
 /// Eight clients on four traders send orders with Idempotency-Keys through HTTP; an admin client moves prices; a
 /// saboteur terminates the app's busy backends on this database; a quarter of the orders are first sent by an
 /// impatient client that cancels after 1–30 ms. Every client retries a key until it has a definitive answer (a
-/// success or a business rejection), and some ask again afterwards. When the faults stop, every key still
+/// success or a business rejection), and some ask again afterwards. Meanwhile an admin makes deposits with
+/// Idempotency-Keys into the same accounts, retried the same way. When the faults stop, every key still
 /// undecided is sent once more. Sizes are counts, not durations, so a busy machine does the same work slower.
 /// </summary>
 public sealed class FaultRun
@@ -32,6 +33,7 @@ public sealed class FaultRun
     private const int Clients = 8;
     private const int Traders = 4;
     private const int OrdersPerClient = 12;
+    private const int KeyedDeposits = 16;
 
     // Attempts per key while the faults last; whatever is still undecided is resent after they stop.
     private const int AttemptsUnderFaults = 10;
@@ -42,21 +44,25 @@ public sealed class FaultRun
 
     private static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("ORDERS_FAULTS_SEED"), out var seed) ? seed : 20_261_124;
 
-    private FaultRun(IReadOnlyList<LoggedOrder> orders, IReadOnlyList<Attempt> priceMoves, long kills, IReadOnlyDictionary<Guid, decimal> deposits,
-        IReadOnlyList<StoredOrder> stored, TimeSpan faultsLasted)
+    private FaultRun(IReadOnlyList<LoggedOrder> orders, IReadOnlyList<LoggedOrder> keyedDeposits, IReadOnlyList<Attempt> priceMoves, long kills,
+        IReadOnlyDictionary<Guid, decimal> deposits, IReadOnlyList<StoredOrder> stored, TimeSpan faultsLasted)
     {
         Orders = orders;
+        KeyedDepositRequests = keyedDeposits;
         PriceMoves = priceMoves;
         Kills = kills;
         Deposits = deposits;
         Stored = stored;
         Attempts = orders.SelectMany(o => o.Attempts).ToList();
         Summary = FormattableString.Invariant(
-            $"seed {Seed}: {orders.Count} orders, {Attempts.Count} attempts ({Attempts.Count(a => a.Cancelled)} cancelled, {Attempts.Count(a => a.Status >= 500)} answered 5xx, {Attempts.Count(a => a.Replayed)} replayed), {priceMoves.Count} price moves, {kills} backends terminated in {faultsLasted.TotalSeconds:0.0} s; final answers: ")
+            $"seed {Seed}: {orders.Count} orders and {keyedDeposits.Count} keyed deposits ({keyedDeposits.Sum(d => d.Attempts.Count)} attempts), {Attempts.Count} order attempts ({Attempts.Count(a => a.Cancelled)} cancelled, {Attempts.Count(a => a.Status >= 500)} answered 5xx, {Attempts.Count(a => a.Replayed)} replayed), {priceMoves.Count} price moves, {kills} backends terminated in {faultsLasted.TotalSeconds:0.0} s; final answers: ")
             + string.Join(", ", orders.GroupBy(o => o.Final?.Outcome ?? "none").OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"));
     }
 
     public IReadOnlyList<LoggedOrder> Orders { get; }
+
+    /// <summary>The admin's deposits with Idempotency-Keys, made while the faults lasted.</summary>
+    public IReadOnlyList<LoggedOrder> KeyedDepositRequests { get; }
 
     public IReadOnlyList<Attempt> Attempts { get; }
 
@@ -64,6 +70,7 @@ public sealed class FaultRun
 
     public long Kills { get; }
 
+    /// <summary>Per trader, the money deposited: the arranged deposit and every keyed deposit that was answered as done.</summary>
     public IReadOnlyDictionary<Guid, decimal> Deposits { get; }
 
     /// <summary>The traders' orders as the database holds them after the run.</summary>
@@ -98,23 +105,30 @@ public sealed class FaultRun
         using var stop = new CancellationTokenSource();
         var saboteur = SabotageAsync(host, stop.Token);
         var mover = MovePricesAsync(client, admin, markets, stop.Token);
+        var depositor = Task.Run(() => DepositAsync(client, admin, traders));
         await Task.WhenAll(Enumerable.Range(0, Clients).Select(i => Task.Run(() =>
             RunClientAsync(client, i, traders[i % Traders], host.Token(traders[i % Traders]), markets, orders))));
+        var keyedDeposits = await depositor;
         await stop.CancelAsync();
         var kills = await saboteur;
         var moves = await mover;
         var faultsLasted = clock.Elapsed;
 
         // Then every undecided key once more, without faults.
-        foreach (var order in orders.Where(o => o.Final is null))
+        foreach (var request in orders.Concat(keyedDeposits).Where(o => o.Final is null))
         {
-            await SendAsync(client, order, timeout: null);
+            await SendAsync(client, request, timeout: null);
+        }
+
+        foreach (var deposit in keyedDeposits.Where(d => d.Final?.Status is 200 or 201))
+        {
+            deposits[deposit.Trader] += (decimal)JsonNode.Parse(deposit.Body)!["amount"]!;
         }
 
         await using var connection = new NpgsqlConnection(host.AdminConnectionString);
         var stored = (await connection.QueryAsync<StoredOrder>(
             "SELECT user_id AS UserId, id, idempotency_key AS IdempotencyKey, status, transaction_id AS TransactionId FROM trading.orders WHERE user_id = ANY(@traders)", new { traders })).ToList();
-        return new FaultRun(orders.ToList(), moves, kills, deposits, stored, faultsLasted);
+        return new FaultRun(orders.ToList(), keyedDeposits, moves, kills, deposits, stored, faultsLasted);
     }
 
     private static async Task RunClientAsync(HttpClient client, int index, Guid trader, string token, Market[] markets, ConcurrentBag<LoggedOrder> orders)
@@ -152,10 +166,36 @@ public sealed class FaultRun
         }
     }
 
+    /// <summary>Deposits with Idempotency-Keys into random traders' accounts, retried (and sometimes repeated) like the orders.</summary>
+    private static async Task<List<LoggedOrder>> DepositAsync(HttpClient client, string admin, Guid[] traders)
+    {
+        var random = new Random(Seed - 2);
+        var deposits = new List<LoggedOrder>();
+        for (var n = 0; n < KeyedDeposits; n++)
+        {
+            var trader = traders[random.Next(traders.Length)];
+            var body = new JsonObject { ["amount"] = random.Next(1, 100_000) / 100m, ["reason"] = $"fault-run deposit {n}" }.ToJsonString();
+            var deposit = new LoggedOrder(trader, admin, $"d{n}-{Guid.NewGuid():N}", body, $"/api/admin/accounts/{trader}/deposits");
+            deposits.Add(deposit);
+            var impatient = random.Next(4) == 0;
+            for (var attempt = 0; attempt < AttemptsUnderFaults && deposit.Final is null; attempt++)
+            {
+                await SendAsync(client, deposit, impatient && attempt == 0 ? TimeSpan.FromMilliseconds(random.Next(1, 30)) : null);
+            }
+
+            if (deposit.Final is not null && random.Next(3) == 0)
+            {
+                await SendAsync(client, deposit, timeout: null);
+            }
+        }
+
+        return deposits;
+    }
+
     private static async Task SendAsync(HttpClient client, LoggedOrder order, TimeSpan? timeout)
     {
         using var cancel = timeout is { } t ? new CancellationTokenSource(t) : new CancellationTokenSource();
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/orders")
+        using var request = new HttpRequestMessage(HttpMethod.Post, order.Path)
         {
             Content = new StringContent(order.Body, Encoding.UTF8, "application/json"),
         };
@@ -292,9 +332,11 @@ public sealed record Attempt(int Status, string? ErrorCode, Guid? OrderId, bool 
     }
 }
 
-/// <summary>One order a client meant to place once, and every attempt it took.</summary>
-public sealed class LoggedOrder(Guid trader, string token, string key, string body)
+/// <summary>One order (or keyed deposit) a client meant to make once, and every attempt it took.</summary>
+public sealed class LoggedOrder(Guid trader, string token, string key, string body, string path = "/api/orders")
 {
+    public string Path { get; } = path;
+
     public Guid Trader { get; } = trader;
 
     public string Token { get; } = token;
