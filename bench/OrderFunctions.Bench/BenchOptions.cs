@@ -9,6 +9,9 @@ public sealed record BenchOptions
     public int Clients { get; init; } = 8;
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Rounds of (HTTP distinct, direct execute_order, tpcb-like) back to back; the ratios are their medians.</summary>
+    public int Rounds { get; init; } = 3;
     public int Traders { get; init; } = 64;
     public int Symbols { get; init; } = 4;
     public IReadOnlyList<string> Scenarios { get; init; } = Scenario.All;
@@ -18,11 +21,15 @@ public sealed record BenchOptions
 
     public const string Usage = """
         usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
-                                    [--warmup 5] [--traders 64] [--scenarios distinct,hot,mixed] [--out bench/results] [--smoke]
+                                    [--warmup 5] [--rounds 3] [--traders 64] [--scenarios distinct,hot,mixed] [--out bench/results]
+                                    [--smoke]
           --postgres   a superuser connection string (default: $ORDERS_BENCH_POSTGRES, then $ORDERS_PG_CONNECTION as
                        exported by scripts/lib/postgres.sh); the benchmark (re)creates the databases orders_bench
                        and orders_bench_tpcb on that server
-          --smoke      a few seconds per phase with 2 clients: proves the harness works, measures nothing
+          --rounds     how often the ratio phases (the first scenario, direct execute_order, tpcb-like) run back to
+                       back; the machine drifts within minutes, so each ratio is taken within a round and the
+                       median round is reported
+          --smoke      a few seconds per phase with 2 clients and one round: proves the harness works, measures nothing
         """;
 
     public static BenchOptions Parse(string[] args)
@@ -34,7 +41,7 @@ public sealed record BenchOptions
         {
             options = options with
             {
-                Smoke = true, Clients = 2, Duration = TimeSpan.FromSeconds(2), Warmup = TimeSpan.FromSeconds(0.5), Traders = 4,
+                Smoke = true, Clients = 2, Duration = TimeSpan.FromSeconds(2), Warmup = TimeSpan.FromSeconds(0.5), Traders = 4, Rounds = 1,
             };
         }
 
@@ -48,6 +55,7 @@ public sealed record BenchOptions
                 "--clients" => options with { Clients = PositiveInt(Next(), "--clients") },
                 "--duration" => options with { Duration = TimeSpan.FromSeconds(PositiveInt(Next(), "--duration")) },
                 "--warmup" => options with { Warmup = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
+                "--rounds" => options with { Rounds = PositiveInt(Next(), "--rounds") },
                 "--traders" => options with { Traders = PositiveInt(Next(), "--traders") },
                 "--scenarios" => options with { Scenarios = ParseScenarios(Next()) },
                 "--out" => options with { OutputDirectory = Next() },

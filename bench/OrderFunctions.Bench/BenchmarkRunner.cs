@@ -5,8 +5,8 @@ using Npgsql;
 namespace OrderFunctions.Bench;
 
 /// <summary>
-/// One benchmark run: fresh databases, the LocalHost on Kestrel, the HTTP scenarios, then pgbench's direct
-/// execute_order and tpcb-like phases against the same server, then the report.
+/// One benchmark run: fresh databases, the LocalHost on Kestrel, rounds of (HTTP distinct, pgbench's direct
+/// execute_order, pgbench's tpcb-like) against the same server, the other HTTP scenarios once, then the report.
 /// </summary>
 public static class BenchmarkRunner
 {
@@ -19,45 +19,65 @@ public static class BenchmarkRunner
         var postgresVersion = await ServerVersionAsync(database.OrdersConnectionString, cancellationToken);
 
         using var roundTrips = new RoundTripCounter();
-        var scenarios = new List<ScenarioResult>();
+        var pgbench = new PgBench(options);
+        var ordersUrl = BenchDatabase.LibpqUrl(database.OrdersConnectionString);
+        var tpcbUrl = BenchDatabase.LibpqUrl(database.TpcbConnectionString);
+        // The ratio phases run in rounds, back to back: a shared machine drifts within minutes, so a ratio of two
+        // phases minutes apart measures the drift as much as the code.
+        var ratioScenario = options.Scenarios.Contains(Scenario.Distinct) ? Scenario.Distinct : options.Scenarios[0];
+        var rounds = new List<RatioRound>();
+        var once = new List<ScenarioResult>();
         await using (var server = await LocalServer.StartAsync(database.AppConnectionString, cancellationToken))
         {
             Console.Error.WriteLine($"bench: LocalHost on {server.Address}");
             var load = new LoadGenerator(server.Address, options, roundTrips);
-            foreach (var scenario in options.Scenarios)
+            for (var round = 1; round <= options.Rounds; round++)
+            {
+                var of = $"round {round}/{options.Rounds}";
+                Console.Error.WriteLine($"bench: {of}: HTTP {ratioScenario}, {options.Clients} clients, {options.Warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
+                var http = await load.RunAsync(ratioScenario, cancellationToken);
+                Console.Error.WriteLine($"bench: {of}: pgbench execute_order (direct)");
+                var roundDirect = await pgbench.ExecuteOrderAsync(ordersUrl, cancellationToken);
+                Console.Error.WriteLine($"bench: {of}: pgbench tpcb-like");
+                var roundTpcb = await pgbench.TpcbAsync(tpcbUrl, cancellationToken);
+                rounds.Add(new RatioRound(round, http, roundDirect, roundTpcb));
+                Console.Error.WriteLine(FormattableString.Invariant(
+                    $"bench: {of}: {http.OrdersPerSecond:F0} orders/s, direct {roundDirect.Tps:F0} tps, tpcb-like {roundTpcb.Tps:F0} tps: stack ratio {rounds[^1].StackRatio:F3}, database ratio {rounds[^1].DatabaseRatio:F3}"));
+            }
+
+            foreach (var scenario in options.Scenarios.Where(s => s != ratioScenario))
             {
                 Console.Error.WriteLine($"bench: HTTP {scenario}, {options.Clients} clients, {options.Warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
-                scenarios.Add(await load.RunAsync(scenario, cancellationToken));
+                once.Add(await load.RunAsync(scenario, cancellationToken));
             }
         }
 
-        var pgbench = new PgBench(options);
-        Console.Error.WriteLine("bench: pgbench execute_order (direct)");
-        var direct = await pgbench.ExecuteOrderAsync(BenchDatabase.LibpqUrl(database.OrdersConnectionString), cancellationToken);
-        Console.Error.WriteLine("bench: pgbench tpcb-like");
-        var tpcb = await pgbench.TpcbAsync(BenchDatabase.LibpqUrl(database.TpcbConnectionString), cancellationToken);
-
-        var distinct = scenarios.FirstOrDefault(s => s.Scenario == Scenario.Distinct) ?? scenarios[0];
-        var stackRatio = distinct.OrdersPerSecond / direct.Tps;
-        var databaseRatio = direct.Tps / tpcb.Tps;
+        var stackRatio = RatioRound.Median(rounds.Select(r => r.StackRatio));
+        var databaseRatio = RatioRound.Median(rounds.Select(r => r.DatabaseRatio));
+        var median = rounds.First(r => r.StackRatio == stackRatio);
+        var scenarios = options.Scenarios.Select(name => name == ratioScenario ? median.Http : once.Single(s => s.Scenario == name)).ToList();
+        var direct = median.Direct;
+        var tpcb = median.Tpcb;
+        var allPhases = rounds.Select(r => r.Http).Concat(once).ToList();
         var c = CultureInfo.InvariantCulture;
-        var orderScenarios = scenarios.Where(s => s.Scenario != Scenario.Mixed).ToList();
+        var orderScenarios = allPhases.Where(s => s.Scenario != Scenario.Mixed).ToList();
         var targets = new List<TargetCheck>
         {
             new("stack ratio >= 0.8", stackRatio.ToString("F3", c), stackRatio >= 0.8),
             new("database ratio >= 0.75", databaseRatio.ToString("F3", c), databaseRatio >= 0.75),
-            new("1 round trip per order", string.Join(", ", orderScenarios.Select(s => $"{s.Scenario} {s.RoundTripsPerRequest.ToString("F2", c)}")),
+            new("1 round trip per order", string.Join(", ", orderScenarios.Select(s => $"{s.Scenario} {s.RoundTripsPerRequest.ToString("F2", c)}").Distinct()),
                 orderScenarios.All(s => Math.Abs(s.RoundTripsPerRequest - 1) < 0.005)),
-            new("0 errors", string.Join(", ", scenarios.Select(s => $"{s.Scenario} {s.Errors}")) + $", pgbench {direct.Failed + tpcb.Failed}",
-                scenarios.All(s => s.Errors == 0) && direct.Failed + tpcb.Failed == 0),
+            new("0 errors", string.Join(", ", scenarios.Select(s => $"{s.Scenario} {allPhases.Where(p => p.Scenario == s.Scenario).Sum(p => p.Errors)}"))
+                    + $", pgbench {rounds.Sum(r => r.Direct.Failed + r.Tpcb.Failed)}",
+                allPhases.All(s => s.Errors == 0) && rounds.All(r => r.Direct.Failed + r.Tpcb.Failed == 0)),
             new($"p99 < 50 ms at {options.Clients} clients", string.Join(", ", scenarios.Select(s => $"{s.Scenario} {s.OrderLatencyMs.P99.ToString("F2", c)} ms")),
                 scenarios.All(s => s.OrderLatencyMs.P99 < 50)),
         };
 
         var report = new BenchReport(startedAt, $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}",
-            new BenchSettings(options.Clients, options.Duration.TotalSeconds, options.Warmup.TotalSeconds, options.Traders, options.Symbols,
-                options.Smoke, postgresVersion),
-            scenarios, direct, tpcb, stackRatio, databaseRatio, targets);
+            new BenchSettings(options.Clients, options.Duration.TotalSeconds, options.Warmup.TotalSeconds, options.Rounds, options.Traders,
+                options.Symbols, options.Smoke, postgresVersion),
+            scenarios, direct, tpcb, stackRatio, databaseRatio, rounds, targets);
 
         Directory.CreateDirectory(options.OutputDirectory);
         var stamp = startedAt.ToString("yyyyMMdd-HHmmss", c) + (options.Smoke ? "-smoke" : "");

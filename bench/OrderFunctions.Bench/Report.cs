@@ -19,7 +19,7 @@ public static class Report
         var s = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
         s.AppendLine(c, $"OrderFunctions benchmark  {report.StartedAt:yyyy-MM-dd HH:mm} UTC  {report.Machine}  PostgreSQL {report.Settings.PostgresVersion}");
-        s.AppendLine(c, $"{report.Settings.Clients} clients, {report.Settings.DurationSeconds:F0} s per phase after {report.Settings.WarmupSeconds:F0} s warm-up, {report.Settings.Traders} traders{(report.Settings.Smoke ? "  (SMOKE: proves the harness, measures nothing)" : "")}");
+        s.AppendLine(c, $"{report.Settings.Clients} clients, {report.Settings.DurationSeconds:F0} s per phase after {report.Settings.WarmupSeconds:F0} s warm-up, {report.Settings.Traders} traders, {report.Settings.Rounds} round(s) of the ratio phases{(report.Settings.Smoke ? "  (SMOKE: proves the harness, measures nothing)" : "")}");
         s.AppendLine();
         s.AppendLine("| phase | orders/s | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | round trips/req | CPU ms/req .NET | CPU ms/req PostgreSQL |");
         s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -34,8 +34,22 @@ public static class Report
         }
 
         s.AppendLine();
-        s.AppendLine(c, $"stack ratio    = HTTP distinct orders/s ÷ direct execute_order tps = {report.StackRatio:F3}");
-        s.AppendLine(c, $"database ratio = direct execute_order tps ÷ tpcb-like tps          = {report.DatabaseRatio:F3}");
+        if (report.Rounds.Count > 1)
+        {
+            s.AppendLine("| round | HTTP orders/s | direct execute_order tps | tpcb-like tps | stack ratio | database ratio |");
+            s.AppendLine("|---:|---:|---:|---:|---:|---:|");
+            foreach (var r in report.Rounds)
+            {
+                s.AppendLine(c, $"| {r.Round} | {r.Http.OrdersPerSecond:F0} | {r.Direct.Tps:F0} | {r.Tpcb.Tps:F0} | {r.StackRatio:F3} | {r.DatabaseRatio:F3} |");
+            }
+
+            s.AppendLine(c, $"The first table's HTTP {report.Rounds[0].Http.Scenario} and pgbench rows are the round with the median stack ratio.");
+            s.AppendLine();
+        }
+
+        var of = report.Rounds.Count > 1 ? $"median of {report.Rounds.Count} rounds" : "one round";
+        s.AppendLine(c, $"stack ratio    = HTTP {report.Rounds[0].Http.Scenario} orders/s ÷ direct execute_order tps = {report.StackRatio:F3}  ({of})");
+        s.AppendLine(c, $"database ratio = direct execute_order tps ÷ tpcb-like tps          = {report.DatabaseRatio:F3}  ({of})");
         s.AppendLine("CPU ms/req: CPU time per request of this process (LocalHost server + load generator) and of all postgres");
         s.AppendLine(c, $"processes, over the measured window; {Environment.ProcessorCount} cores give {Environment.ProcessorCount * 1000} CPU ms per second in all.");
         s.AppendLine();

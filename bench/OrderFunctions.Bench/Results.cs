@@ -55,6 +55,10 @@ public sealed record ScenarioResult(
     }
 }
 
+/// <summary>
+/// The whole run. <see cref="Scenarios"/>, <see cref="ExecuteOrderDirect"/> and <see cref="TpcbLike"/> hold the median
+/// round's phases (by stack ratio) and the scenarios that run once; the ratios are medians over <see cref="Rounds"/>.
+/// </summary>
 public sealed record BenchReport(
     DateTime StartedAt,
     string Machine,
@@ -64,8 +68,25 @@ public sealed record BenchReport(
     PgBenchResult TpcbLike,
     double StackRatio,
     double DatabaseRatio,
+    IReadOnlyList<RatioRound> Rounds,
     IReadOnlyList<TargetCheck> Targets);
 
-public sealed record BenchSettings(int Clients, double DurationSeconds, double WarmupSeconds, int Traders, int Symbols, bool Smoke, string PostgresVersion);
+public sealed record BenchSettings(int Clients, double DurationSeconds, double WarmupSeconds, int Rounds, int Traders, int Symbols, bool Smoke,
+    string PostgresVersion);
+
+/// <summary>One round of the ratio phases, run back to back so both ratios compare the machine with itself.</summary>
+public sealed record RatioRound(int Round, ScenarioResult Http, PgBenchResult Direct, PgBenchResult Tpcb)
+{
+    public double StackRatio => Http.OrdersPerSecond / Direct.Tps;
+
+    public double DatabaseRatio => Direct.Tps / Tpcb.Tps;
+
+    /// <summary>The middle value (the lower middle for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[(sorted.Count - 1) / 2];
+    }
+}
 
 public sealed record TargetCheck(string Target, string Measured, bool Met);
