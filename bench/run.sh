@@ -3,7 +3,8 @@
 # fsync on) unless ORDERS_BENCH_POSTGRES names a server, then runs bench/OrderFunctions.Bench, which
 # recreates the databases orders_bench and orders_bench_tpcb on it.
 #
-#   bash bench/run.sh [--smoke] [--clients 8] [--duration 30] [--warmup 5] [--traders 64] [--scenarios distinct,hot,mixed]
+#   bash bench/run.sh [--smoke] [--clients 8] [--duration 30] [--warmup 5] [--first-warmup 20] [--rounds 3]
+#                     [--traders 64] [--scenarios distinct,hot,mixed]
 #
 # Prints a progress line per second and the table; writes bench/results/bench-*.json and latency-*.svg.
 set -euo pipefail

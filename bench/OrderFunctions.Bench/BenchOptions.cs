@@ -10,6 +10,9 @@ public sealed record BenchOptions
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>The first phase's warm-up: long enough for the JIT to finish promoting the hot paths.</summary>
+    public TimeSpan FirstWarmup { get; init; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Rounds of (HTTP distinct, direct execute_order, tpcb-like) back to back; the ratios are their medians.</summary>
     public int Rounds { get; init; } = 3;
     public int Traders { get; init; } = 64;
@@ -21,11 +24,14 @@ public sealed record BenchOptions
 
     public const string Usage = """
         usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
-                                    [--warmup 5] [--rounds 3] [--traders 64] [--scenarios distinct,hot,mixed] [--out bench/results]
-                                    [--smoke]
+                                    [--warmup 5] [--first-warmup 20] [--rounds 3] [--traders 64]
+                                    [--scenarios distinct,hot,mixed] [--out bench/results] [--smoke]
           --postgres   a superuser connection string (default: $ORDERS_BENCH_POSTGRES, then $ORDERS_PG_CONNECTION as
                        exported by scripts/lib/postgres.sh); the benchmark (re)creates the databases orders_bench
                        and orders_bench_tpcb on that server
+          --first-warmup
+                       the first phase's warm-up in seconds: the JIT is still compiling and promoting code for
+                       the first 10-20 s of a run (perf), and a phase measured then is not the steady state
           --rounds     how often the ratio phases (the first scenario, direct execute_order, tpcb-like) run back to
                        back; the machine drifts within minutes, so each ratio is taken within a round and the
                        median round is reported
@@ -42,6 +48,7 @@ public sealed record BenchOptions
             options = options with
             {
                 Smoke = true, Clients = 2, Duration = TimeSpan.FromSeconds(2), Warmup = TimeSpan.FromSeconds(0.5), Traders = 4, Rounds = 1,
+                FirstWarmup = TimeSpan.FromSeconds(0.5),
             };
         }
 
@@ -55,6 +62,7 @@ public sealed record BenchOptions
                 "--clients" => options with { Clients = PositiveInt(Next(), "--clients") },
                 "--duration" => options with { Duration = TimeSpan.FromSeconds(PositiveInt(Next(), "--duration")) },
                 "--warmup" => options with { Warmup = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
+                "--first-warmup" => options with { FirstWarmup = TimeSpan.FromSeconds(int.Parse(Next(), CultureInfo.InvariantCulture)) },
                 "--rounds" => options with { Rounds = PositiveInt(Next(), "--rounds") },
                 "--traders" => options with { Traders = PositiveInt(Next(), "--traders") },
                 "--scenarios" => options with { Scenarios = ParseScenarios(Next()) },

@@ -34,8 +34,9 @@ public static class BenchmarkRunner
             for (var round = 1; round <= options.Rounds; round++)
             {
                 var of = $"round {round}/{options.Rounds}";
-                Console.Error.WriteLine($"bench: {of}: HTTP {ratioScenario}, {options.Clients} clients, {options.Warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
-                var http = await load.RunAsync(ratioScenario, cancellationToken);
+                var warmup = round == 1 ? options.FirstWarmup : options.Warmup;
+                Console.Error.WriteLine($"bench: {of}: HTTP {ratioScenario}, {options.Clients} clients, {warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
+                var http = await load.RunAsync(ratioScenario, warmup, cancellationToken);
                 Console.Error.WriteLine($"bench: {of}: pgbench execute_order (direct)");
                 var roundDirect = await pgbench.ExecuteOrderAsync(ordersUrl, cancellationToken);
                 Console.Error.WriteLine($"bench: {of}: pgbench tpcb-like");
@@ -48,7 +49,7 @@ public static class BenchmarkRunner
             foreach (var scenario in options.Scenarios.Where(s => s != ratioScenario))
             {
                 Console.Error.WriteLine($"bench: HTTP {scenario}, {options.Clients} clients, {options.Warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
-                once.Add(await load.RunAsync(scenario, cancellationToken));
+                once.Add(await load.RunAsync(scenario, options.Warmup, cancellationToken));
             }
         }
 
@@ -75,7 +76,7 @@ public static class BenchmarkRunner
         };
 
         var report = new BenchReport(startedAt, $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}",
-            new BenchSettings(options.Clients, options.Duration.TotalSeconds, options.Warmup.TotalSeconds, options.Rounds, options.Traders,
+            new BenchSettings(options.Clients, options.Duration.TotalSeconds, options.Warmup.TotalSeconds, options.FirstWarmup.TotalSeconds, options.Rounds, options.Traders,
                 options.Symbols, options.Smoke, postgresVersion),
             scenarios, direct, tpcb, stackRatio, databaseRatio, rounds, targets);
 

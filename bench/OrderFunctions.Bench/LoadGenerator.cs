@@ -11,7 +11,7 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
 {
     private static readonly MediaTypeHeaderValue JsonType = new("application/json");
 
-    public async Task<ScenarioResult> RunAsync(string scenario, CancellationToken cancellationToken)
+    public async Task<ScenarioResult> RunAsync(string scenario, TimeSpan warmup, CancellationToken cancellationToken)
     {
         using var handler = new SocketsHttpHandler
         {
@@ -24,7 +24,7 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
 
         var recorders = Enumerable.Range(0, options.Clients).Select(_ => new Recorder()).ToArray();
         var started = Stopwatch.GetTimestamp();
-        var warmupEnds = started + (long)(options.Warmup.TotalSeconds * Stopwatch.Frequency);
+        var warmupEnds = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         var ends = warmupEnds + (long)(options.Duration.TotalSeconds * Stopwatch.Frequency);
 
         CpuMeter? cpu = null;

@@ -19,7 +19,7 @@ public static class Report
         var s = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
         s.AppendLine(c, $"OrderFunctions benchmark  {report.StartedAt:yyyy-MM-dd HH:mm} UTC  {report.Machine}  PostgreSQL {report.Settings.PostgresVersion}");
-        s.AppendLine(c, $"{report.Settings.Clients} clients, {report.Settings.DurationSeconds:F0} s per phase after {report.Settings.WarmupSeconds:F0} s warm-up, {report.Settings.Traders} traders, {report.Settings.Rounds} round(s) of the ratio phases{(report.Settings.Smoke ? "  (SMOKE: proves the harness, measures nothing)" : "")}");
+        s.AppendLine(c, $"{report.Settings.Clients} clients, {report.Settings.DurationSeconds:F0} s per phase after {report.Settings.WarmupSeconds:F0} s warm-up ({report.Settings.FirstWarmupSeconds:F0} s for the first), {report.Settings.Traders} traders, {report.Settings.Rounds} round(s) of the ratio phases{(report.Settings.Smoke ? "  (SMOKE: proves the harness, measures nothing)" : "")}");
         s.AppendLine();
         s.AppendLine("| phase | orders/s | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | round trips/req | CPU ms/req .NET | CPU ms/req PostgreSQL |");
         s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -71,7 +71,7 @@ public sealed record BenchReport(
     IReadOnlyList<RatioRound> Rounds,
     IReadOnlyList<TargetCheck> Targets);
 
-public sealed record BenchSettings(int Clients, double DurationSeconds, double WarmupSeconds, int Rounds, int Traders, int Symbols, bool Smoke,
+public sealed record BenchSettings(int Clients, double DurationSeconds, double WarmupSeconds, double FirstWarmupSeconds, int Rounds, int Traders, int Symbols, bool Smoke,
     string PostgresVersion);
 
 /// <summary>One round of the ratio phases, run back to back so both ratios compare the machine with itself.</summary>
