@@ -91,47 +91,52 @@ BEGIN
         RETURN validation_error('request_fingerprint', 'must be 1 to 128 characters');
     END IF;
 
-    SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account', 404);
-    END IF;
-
-    -- Under the account lock every earlier request with this key has committed or rolled back.
-    SELECT id, status, request_fingerprint, response INTO v_prior
-    FROM orders
-    WHERE user_id = v_user AND idempotency_key = p_idempotency_key;
-    IF FOUND THEN
-        IF v_prior.request_fingerprint <> p_request_fingerprint THEN
-            RETURN error_envelope('IDEMPOTENCY_KEY_REUSED',
-                'this Idempotency-Key was already used with a different request', 422,
-                jsonb_build_object('order_id', v_prior.id));
-        ELSIF v_prior.response IS NULL THEN
-            RETURN error_envelope('IDEMPOTENCY_KEY_IN_USE',
-                format('the order for this Idempotency-Key is still %s; retry later', v_prior.status), 409,
-                jsonb_build_object('order_id', v_prior.id, 'status', v_prior.status));
-        END IF;
-        RETURN v_prior.response || jsonb_build_object('replayed', true);
-    END IF;
-
-    SELECT * INTO v_instrument FROM instruments WHERE symbol = p_symbol;
-    IF NOT FOUND THEN
-        RETURN error_envelope('INSTRUMENT_NOT_FOUND', format('instrument %s does not exist', p_symbol), 404,
-            jsonb_build_object('symbol', p_symbol));
-    ELSIF p_quantity < v_instrument.min_qty THEN
-        RETURN validation_error('quantity', format('must be at least %s', trim_scale(v_instrument.min_qty)));
-    ELSIF mod(p_quantity, v_instrument.qty_step) <> 0 THEN
-        RETURN validation_error('quantity', format('must be a multiple of %s', trim_scale(v_instrument.qty_step)));
-    ELSIF p_limit_price IS NOT NULL AND mod(p_limit_price, v_instrument.tick_size) <> 0 THEN
-        RETURN validation_error('limit_price', format('must be a multiple of %s', trim_scale(v_instrument.tick_size)));
-    ELSIF p_strategy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM strategies WHERE user_id = v_user AND id = p_strategy_id) THEN
-        RETURN validation_error('strategy_id', 'no such strategy');
-    ELSIF v_instrument.last_price IS NOT NULL
-          AND p_quantity * v_instrument.contract_size * v_instrument.last_price >= 1e15 THEN
-        RETURN validation_error('quantity', 'the notional value is too large');
-    END IF;
-
-    -- From here on the outcome is recorded under the key.
+    -- Everything from the account lock on runs in the exception block's subtransaction. Taking the lock
+    -- outside it made the block's foreign-key checks (FOR KEY SHARE on the same account row, under the
+    -- subtransaction's own xid) turn the row's lock into a MultiXact on every order, which every later
+    -- locker of the account then had to read back (GetMultiXactIdMembers was 15% of PostgreSQL's CPU with
+    -- eight clients on one account).
     BEGIN
+        SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account', 404);
+        END IF;
+
+        -- Under the account lock every earlier request with this key has committed or rolled back.
+        SELECT id, status, request_fingerprint, response INTO v_prior
+        FROM orders
+        WHERE user_id = v_user AND idempotency_key = p_idempotency_key;
+        IF FOUND THEN
+            IF v_prior.request_fingerprint <> p_request_fingerprint THEN
+                RETURN error_envelope('IDEMPOTENCY_KEY_REUSED',
+                    'this Idempotency-Key was already used with a different request', 422,
+                    jsonb_build_object('order_id', v_prior.id));
+            ELSIF v_prior.response IS NULL THEN
+                RETURN error_envelope('IDEMPOTENCY_KEY_IN_USE',
+                    format('the order for this Idempotency-Key is still %s; retry later', v_prior.status), 409,
+                    jsonb_build_object('order_id', v_prior.id, 'status', v_prior.status));
+            END IF;
+            RETURN v_prior.response || jsonb_build_object('replayed', true);
+        END IF;
+
+        SELECT * INTO v_instrument FROM instruments WHERE symbol = p_symbol;
+        IF NOT FOUND THEN
+            RETURN error_envelope('INSTRUMENT_NOT_FOUND', format('instrument %s does not exist', p_symbol), 404,
+                jsonb_build_object('symbol', p_symbol));
+        ELSIF p_quantity < v_instrument.min_qty THEN
+            RETURN validation_error('quantity', format('must be at least %s', trim_scale(v_instrument.min_qty)));
+        ELSIF mod(p_quantity, v_instrument.qty_step) <> 0 THEN
+            RETURN validation_error('quantity', format('must be a multiple of %s', trim_scale(v_instrument.qty_step)));
+        ELSIF p_limit_price IS NOT NULL AND mod(p_limit_price, v_instrument.tick_size) <> 0 THEN
+            RETURN validation_error('limit_price', format('must be a multiple of %s', trim_scale(v_instrument.tick_size)));
+        ELSIF p_strategy_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM strategies WHERE user_id = v_user AND id = p_strategy_id) THEN
+            RETURN validation_error('strategy_id', 'no such strategy');
+        ELSIF v_instrument.last_price IS NOT NULL
+              AND p_quantity * v_instrument.contract_size * v_instrument.last_price >= 1e15 THEN
+            RETURN validation_error('quantity', 'the notional value is too large');
+        END IF;
+
+        -- From here on the outcome is recorded under the key.
         IF v_account.status <> 'active' THEN
             v_code := 'ACCOUNT_NOT_ACTIVE';
             v_http := 409;

@@ -171,14 +171,16 @@ BEGIN
         RETURN validation_error('reason', 'must be 1 to 500 characters');
     END IF;
 
-    -- Account first, then order and position: the lock order of execute_order.
-    SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
-    SELECT * INTO v_order FROM orders WHERE user_id = v_user AND id = p_order_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN error_envelope('ORDER_NOT_FOUND', 'no such order', 404, jsonb_build_object('order_id', p_order_id));
-    END IF;
-
+    -- The row locks are taken inside the exception block's subtransaction, as in execute_order: locks taken
+    -- outside it and the block's foreign-key checks on the same rows would make MultiXacts of them.
     BEGIN
+        -- Account first, then order and position: the lock order of execute_order.
+        SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
+        SELECT * INTO v_order FROM orders WHERE user_id = v_user AND id = p_order_id FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN error_envelope('ORDER_NOT_FOUND', 'no such order', 404, jsonb_build_object('order_id', p_order_id));
+        END IF;
+
         IF v_order.status IN ('pending', 'executing') THEN
             UPDATE orders
             SET status = 'failed',
