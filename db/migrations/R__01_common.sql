@@ -45,6 +45,20 @@ AS $$
         jsonb_build_object('errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))))
 $$;
 
+-- The answer to a request whose Idempotency-Key already holds a stored response (orders, deposits): that
+-- response marked "replayed" when the request's fingerprint matches, else IDEMPOTENCY_KEY_REUSED naming what
+-- the key was used for (p_used_for).
+CREATE OR REPLACE FUNCTION idempotent_replay(p_stored_fingerprint text, p_fingerprint text, p_stored_response jsonb, p_used_for jsonb)
+    RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_stored_fingerprint = p_fingerprint
+                THEN p_stored_response || jsonb_build_object('replayed', true)
+                ELSE trading.error_envelope('IDEMPOTENCY_KEY_REUSED',
+                         'this Idempotency-Key was already used with a different request', 422, p_used_for)
+           END
+$$;
+
 -- Money is rounded to 8 decimals, half away from zero (numeric round); the C# oracle does the same.
 -- Unrealized PnL of a position marked at a price, rounded per position.
 CREATE OR REPLACE FUNCTION position_unrealized_pnl(p_side text, p_quantity numeric, p_avg_entry_price numeric, p_mark_price numeric, p_contract_size numeric)

@@ -107,16 +107,13 @@ BEGIN
         FROM orders
         WHERE user_id = v_user AND idempotency_key = p_idempotency_key;
         IF FOUND THEN
-            IF v_prior.request_fingerprint <> p_request_fingerprint THEN
-                RETURN error_envelope('IDEMPOTENCY_KEY_REUSED',
-                    'this Idempotency-Key was already used with a different request', 422,
-                    jsonb_build_object('order_id', v_prior.id));
-            ELSIF v_prior.response IS NULL THEN
+            IF v_prior.response IS NULL AND v_prior.request_fingerprint = p_request_fingerprint THEN
                 RETURN error_envelope('IDEMPOTENCY_KEY_IN_USE',
                     format('the order for this Idempotency-Key is still %s; retry later', v_prior.status), 409,
                     jsonb_build_object('order_id', v_prior.id, 'status', v_prior.status));
             END IF;
-            RETURN v_prior.response || jsonb_build_object('replayed', true);
+            RETURN idempotent_replay(v_prior.request_fingerprint, p_request_fingerprint, v_prior.response,
+                                     jsonb_build_object('order_id', v_prior.id));
         END IF;
 
         SELECT * INTO v_instrument FROM instruments WHERE symbol = p_symbol;

@@ -121,12 +121,8 @@ BEGIN
     FROM deposit_requests
     WHERE user_id = v_user AND idempotency_key = p_idempotency_key;
     IF FOUND THEN
-        IF v_prior.request_fingerprint <> p_request_fingerprint THEN
-            RETURN error_envelope('IDEMPOTENCY_KEY_REUSED',
-                'this Idempotency-Key was already used with a different request', 422,
-                jsonb_build_object('transaction_id', v_prior.response -> 'data' -> 'transaction_id'));
-        END IF;
-        RETURN v_prior.response || jsonb_build_object('replayed', true);
+        RETURN idempotent_replay(v_prior.request_fingerprint, p_request_fingerprint, v_prior.response,
+                                 jsonb_build_object('transaction_id', v_prior.response -> 'data' -> 'transaction_id'));
     END IF;
 
     v_result := update_user_balance_and_margin(p_amount, 0, p_reason, true);
