@@ -84,9 +84,10 @@ param authAudience string
 @minValue(1)
 param databaseCommandTimeoutSeconds int = 15
 
-@description('Retries of a transaction after a deadlock, serialization failure or dropped connection (Database__MaxRetries).')
+@description('Retries of a database call after a deadlock, serialization failure or dropped connection, 25 ms doubling to 1 s apart (Database__MaxRetries); 8 span about 2-3.5 s, longer than a server restart.')
 @minValue(0)
-param databaseMaxRetries int = 3
+@maxValue(20)
+param databaseMaxRetries int = 8
 
 // ---------------------------------------------------------------------------------------------
 // Timer jobs and retention (NCRONTAB schedules have six fields: second minute hour day month weekday)

@@ -10,7 +10,8 @@ public sealed class BadInputFixture : ApiFixture
 
     protected override async Task SeedAsync()
     {
-        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m });
+        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m },
+            new Dictionary<string, string> { ["Idempotency-Key"] = "bad-input-seed" });
         result.AssertSuccess(201);
         await ExecutedOrderAsync(TokenFor(Trader), TestInstruments.EurUsd.Symbol, "buy", 0.01m);
     }

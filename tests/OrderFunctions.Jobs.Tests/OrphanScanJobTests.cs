@@ -192,7 +192,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.Equal(400, (int?)rejected["status"]);
         var last = await _db.ExecutedOrderAsync(bob, other, "buy", 1m);
         var rollback = await _db.Orders.CallAsync(Core.Data.DbRole.Maintenance, bob, "SELECT trading.rollback_order_execution(@Id, 'test')::text",
-            new { Id = Guid.Parse((string)last["data"]!["order_id"]!) }, Core.Data.Repeatable.No, CancellationToken.None);
+            new { Id = Guid.Parse((string)last["data"]!["order_id"]!) }, Core.Data.Writes.NotIdempotently, CancellationToken.None);
         Assert.True((bool?)rollback["success"], rollback.ToJsonString());
 
         // Act

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
@@ -13,6 +15,8 @@ namespace OrderFunctions.Core.Api;
 /// </summary>
 public sealed partial class OrderApi
 {
+    private static readonly IReadOnlyDictionary<string, string> RetryAfter = new Dictionary<string, string> { ["Retry-After"] = "1" };
+
     private readonly TokenValidator _tokens;
     private readonly ILogger<OrderApi> _logger;
     private readonly Dictionary<string, ApiEndpoint> _byName;
@@ -62,23 +66,33 @@ public sealed partial class OrderApi
         catch (DatabaseUnavailableException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the database is unavailable; try again shortly");
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the database is unavailable; nothing was changed; try again shortly",
+                new JsonObject { ["outcome"] = "not_applied" }, RetryAfter);
         }
         catch (DatabaseTimeoutException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.Timeout, "the database did not answer in time; nothing was changed");
+            response = ApiResponse.Error(ErrorCodes.Timeout, "the database did not answer in time and stopped the request; nothing was changed",
+                new JsonObject { ["outcome"] = "not_applied" });
         }
         catch (OutcomeUnknownException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable,
-                "the database connection was lost while the change was in flight; check its result before repeating it");
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, e.RepeatIsSafe
+                    ? "the request reached the database but its answer was lost (the connection failed or timed out), so it may or may not "
+                      + "have been applied; repeat the identical request, with the same Idempotency-Key where it has one, to get its outcome: "
+                      + "a repeat is never applied twice"
+                    : "the request reached the database but its answer was lost (the connection failed or timed out), so it may or may not "
+                      + "have been applied; check the current state before repeating it, as a repeat could apply it twice",
+                new JsonObject { ["outcome"] = "unknown", ["repeat_is_safe"] = e.RepeatIsSafe });
         }
         catch (Exception e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.InternalError, "an unexpected error occurred; nothing was changed");
+            // Only an error the server reported proves that the transaction rolled back.
+            response = ApiResponse.Error(ErrorCodes.InternalError, e is PostgresException
+                ? "the database refused the request with an unexpected error; nothing was changed"
+                : "an unexpected error occurred");
         }
 
         LogAnswered(endpoint.Name, response.Status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);

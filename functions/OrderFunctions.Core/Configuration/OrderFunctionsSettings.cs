@@ -38,7 +38,7 @@ public sealed record OrderFunctionsSettings
                 ConnectionString = configuration["Database:ConnectionString"] ?? "",
                 UseEntraAuthentication = Bool(configuration, "Database:UseEntraAuthentication", false),
                 CommandTimeoutSeconds = Int(configuration, "Database:CommandTimeoutSeconds", 15, 1, 600),
-                MaxRetries = Int(configuration, "Database:MaxRetries", 3, 0, 10),
+                MaxRetries = Int(configuration, "Database:MaxRetries", 8, 0, 20),
             },
             Auth = new AuthSettings
             {
@@ -102,7 +102,7 @@ public sealed record DatabaseSettings
     public required string ConnectionString { get; init; }
     public bool UseEntraAuthentication { get; init; }
     public int CommandTimeoutSeconds { get; init; } = 15;
-    public int MaxRetries { get; init; } = 3;
+    public int MaxRetries { get; init; } = 8;
 }
 
 public sealed record AuthSettings

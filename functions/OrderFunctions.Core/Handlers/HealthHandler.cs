@@ -24,7 +24,7 @@ public sealed class HealthHandler(OrdersDatabase database, PoolMetrics pool)
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var row = await database.QueryAsync(DbRole.Api, null, sql, null, Repeatable.Yes,
+            var row = await database.QueryAsync(DbRole.Api, null, sql, null, Writes.Nothing,
                 grid => grid.ReadSingleAsync<HealthRow>(), budget.Token);
             return ApiResponse.Success(200, new JsonObject
             {

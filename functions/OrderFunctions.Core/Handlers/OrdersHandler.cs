@@ -33,7 +33,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
                 order!.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
                 order.StrategyId, order.StopLoss, order.TakeProfit,
             },
-            Repeatable.Yes, context.CancellationToken);
+            Writes.Idempotently, context.CancellationToken);
 
         return Idempotency.Respond(envelope);
     }
@@ -63,7 +63,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             WHERE o.user_id = @UserId AND o.id = @Id
             """;
         var row = await database.QueryAsync(DbRole.Api, context.RequiredCaller.UserId, sql, new { context.RequiredCaller.UserId, Id = id },
-            Repeatable.Yes, grid => grid.ReadSingleOrDefaultAsync<OrderDetailRow>(), context.CancellationToken);
+            Writes.Nothing, grid => grid.ReadSingleOrDefaultAsync<OrderDetailRow>(), context.CancellationToken);
         var view = row?.ToView();
 
         // Another trader's order is invisible under row-level security: indistinguishable from none.
@@ -92,7 +92,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             SELECT set_config('app.user_id', coalesce((SELECT user_id::text FROM trading.orders WHERE id = @Id LIMIT 1), ''), true);
             SELECT trading.rollback_order_execution(@Id, @Reason);
             """;
-        var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Repeatable.No,
+        var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Writes.NotIdempotently,
             async grid =>
             {
                 await grid.ReadAsync();
@@ -116,7 +116,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
         }
 
         var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId,
-            "SELECT trading.validate_atomic_execution_integrity(@Id)", new { Id = id }, Repeatable.Yes, context.CancellationToken);
+            "SELECT trading.validate_atomic_execution_integrity(@Id)", new { Id = id }, Writes.Nothing, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
     }
 

@@ -107,7 +107,7 @@ public sealed partial class AuditRetentionJob(
     private async Task ArchiveTableAsync(long runId, TableReport report, CancellationToken cancellationToken)
     {
         var table = report.Table;
-        var lastArchived = await database.QueryAsync(DbRole.Maintenance, null, LastArchivedSql, new { Table = table }, Repeatable.Yes,
+        var lastArchived = await database.QueryAsync(DbRole.Maintenance, null, LastArchivedSql, new { Table = table }, Writes.Nothing,
             grid => grid.ReadSingleAsync<long>(), cancellationToken);
 
         // 1. Batches an interrupted run uploaded but did not record: verify and record them, never upload them again.
@@ -132,7 +132,7 @@ public sealed partial class AuditRetentionJob(
         while (true)
         {
             var rows = (await database.QueryAsync(DbRole.Maintenance, null, batchSql,
-                new { AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Repeatable.Yes,
+                new { AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Writes.Nothing,
                 grid => grid.ReadAsync<(long Id, string Line)>(), cancellationToken)).AsList();
             if (rows.Count == 0)
             {
@@ -250,7 +250,7 @@ public sealed partial class AuditRetentionJob(
             manifest.RowCount,
             manifest.Sha256,
             BlobName = manifest.DataBlobName,
-        }, Repeatable.No, cancellationToken);
+        }, Writes.NotIdempotently, cancellationToken);
         if ((bool?)envelope["success"] != true)
         {
             throw new ArchiveIntegrityException(

@@ -76,7 +76,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         {
             problems += await RunCheckAsync(name, findings, counts, errors, async () =>
             {
-                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Repeatable.Yes,
+                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Writes.Nothing,
                     grid => grid.ReadSingleAsync<(long, string)>(), cancellationToken);
                 return (total, JsonNode.Parse(rows)!.AsArray());
             }, cancellationToken);
@@ -120,7 +120,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
     private async Task<(long, JsonArray)> FailStuckOrdersAsync(JsonObject errors, CancellationToken cancellationToken)
     {
         var stuck = await database.QueryAsync(DbRole.Maintenance, null, StuckOrdersSql,
-            new { Minutes = settings.OrphanThresholdMinutes, Limit = StuckOrdersPerRun }, Repeatable.Yes,
+            new { Minutes = settings.OrphanThresholdMinutes, Limit = StuckOrdersPerRun }, Writes.Nothing,
             grid => grid.ReadAsync<(Guid UserId, Guid OrderId, string Status, DateTime CreatedAt)>(), cancellationToken);
         var rows = new JsonArray();
         var failures = 0;
@@ -139,7 +139,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
                 // Its own unit of work, acting as the order's trader, so the function's audit trail names them.
                 var response = await database.QueryAsync(DbRole.Maintenance, order.UserId, FailStuckOrderSql,
                     new { order.UserId, order.OrderId, Reason = ReasonFor(order.Status) },
-                    Repeatable.Yes, grid => grid.ReadSingleAsync<string?>(), cancellationToken);
+                    Writes.Idempotently, grid => grid.ReadSingleAsync<string?>(), cancellationToken);
                 var envelope = response is null ? null : JsonNode.Parse(response)!.AsObject();
                 if (envelope is null)
                 {

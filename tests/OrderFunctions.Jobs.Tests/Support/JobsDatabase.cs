@@ -58,7 +58,7 @@ internal sealed class JobsDatabase : IAsyncDisposable
             ["last_price"] = lastPrice,
         });
         await SucceedsAsync(Orders.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)::text",
-            new { Items = items.ToJsonString() }, Repeatable.Yes, CancellationToken.None));
+            new { Items = items.ToJsonString() }, Writes.Idempotently, CancellationToken.None));
         return symbol;
     }
 
@@ -71,13 +71,13 @@ internal sealed class JobsDatabase : IAsyncDisposable
 
     public Task<JsonObject> DepositAsync(Guid user, decimal amount) =>
         SucceedsAsync(Orders.CallAsync(DbRole.Maintenance, user, "SELECT trading.update_user_balance_and_margin(@Amount, 0, 'deposit', true)::text",
-            new { Amount = amount }, Repeatable.No, CancellationToken.None));
+            new { Amount = amount }, Writes.NotIdempotently, CancellationToken.None));
 
     public Task<JsonObject> ExecuteOrderAsync(Guid user, string symbol, string side, decimal quantity) =>
         Orders.CallAsync(DbRole.Api, user,
             "SELECT trading.execute_order(@Symbol, @Side, 'market', @Quantity, NULL, @Key, @Fingerprint)::text",
             new { Symbol = symbol, Side = side, Quantity = quantity, Key = Guid.NewGuid().ToString(), Fingerprint = string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{quantity}") },
-            Repeatable.Yes, CancellationToken.None);
+            Writes.Idempotently, CancellationToken.None);
 
     public Task<JsonObject> ExecutedOrderAsync(Guid user, string symbol, string side, decimal quantity) =>
         SucceedsAsync(ExecuteOrderAsync(user, symbol, side, quantity));

@@ -184,7 +184,7 @@ public sealed class FuzzRun
               {"symbol": "{{symbolA}}", "contract_size": 1, "margin_rate": 0.1, "commission_rate": 0.001, "min_qty": 0.01, "qty_step": 0.01, "tick_size": 0.01, "last_price": 100},
               {"symbol": "{{symbolB}}", "contract_size": 10, "margin_rate": 0.05, "commission_rate": 0.0002, "min_qty": 1, "qty_step": 1, "tick_size": 0.5, "last_price": 2500}]}
             """);
-        await SendOrThrowAsync(client, HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", admin, null, """{"amount": 1000000}""");
+        await SendOrThrowAsync(client, HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", admin, "fuzz-arrange-deposit", """{"amount": 1000000}""");
         var order = Envelope.Parse(await SendOrThrowAsync(client, HttpMethod.Post, "/api/orders", traderToken, "fuzz-arrange",
             $$"""{"symbol": "{{symbolA}}", "side": "buy", "type": "market", "quantity": 1}"""));
 

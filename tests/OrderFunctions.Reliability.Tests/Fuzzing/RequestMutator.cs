@@ -112,7 +112,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             request.ContentType = "application/json";
         }
 
-        if (which is 0 or 1)
+        if (which is 0 or 1 or 12)
         {
             request.SetHeader("Idempotency-Key", $"fuzz-{n}-{random.Next():x}");
         }
