@@ -66,7 +66,7 @@ public static class LocalHostExtensions
         RouteValues = context.Request.RouteValues.ToDictionary(v => v.Key, v => Convert.ToString(v.Value, System.Globalization.CultureInfo.InvariantCulture) ?? ""),
         Query = context.Request.Query.ToDictionary(q => q.Key, q => (IReadOnlyList<string>)q.Value.Select(v => v ?? "").ToArray()),
         Headers = context.Request.Headers.ToDictionary(h => h.Key, h => (string?)h.Value ?? "", StringComparer.OrdinalIgnoreCase),
-        Body = context.Request.Body,
+        Body = new KestrelRequestBody(context.Request.Body),
     };
 
     private static async Task WriteAsync(HttpContext context, ApiResponse response)

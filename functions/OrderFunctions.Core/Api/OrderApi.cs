@@ -119,7 +119,27 @@ public sealed partial class OrderApi
             caller = validated;
         }
 
-        return await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+        return ControlCharactersInQuery(request) is { Count: > 0 } errors
+            ? ApiResponse.Validation(errors)
+            : await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+    }
+
+    /// <summary>
+    /// On every route, whether or not it reads its query: PostgreSQL text cannot hold NUL, .NET's parsers skip trailing
+    /// NULs ("5\u0000" reads as 5), and no parameter has a use for control characters. Refused, never passed on or dropped.
+    /// </summary>
+    private static List<FieldError>? ControlCharactersInQuery(ApiRequest request)
+    {
+        List<FieldError>? errors = null;
+        foreach (var (name, values) in request.Query)
+        {
+            if (name.Any(char.IsControl) || values.Any(v => v.Any(char.IsControl)))
+            {
+                (errors ??= []).Add(new FieldError(name, "must not contain control characters"));
+            }
+        }
+
+        return errors;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Endpoint} failed")]

@@ -55,9 +55,11 @@ public static class RequestBody
         {
             return (null, TooLarge());
         }
-        catch (IOException e) when (e.InnerException is not OperationCanceledException && IsHostSizeLimit(e))
+        catch (RequestBodyRefusedException e)
         {
-            return (null, TooLarge());
+            return (null, e.TooLarge
+                ? TooLarge()
+                : ApiResponse.Validation("body", "could not be read: its HTTP framing is malformed (" + e.Message + ")"));
         }
 
         if (bytes.Length == 0)
@@ -159,10 +161,6 @@ public static class RequestBody
     private static JsonObject FieldErrors(string field, string message) =>
         new() { ["errors"] = Json.ToNode(new[] { new FieldError(field, message) }) };
 
-    // Kestrel reports its own MaxRequestBodySize as an IOException subtype (BadHttpRequestException, 413).
-    private static bool IsHostSizeLimit(IOException e) =>
-        e.GetType().Name == "BadHttpRequestException" && e.Message.Contains("too large", StringComparison.OrdinalIgnoreCase);
-
     private static async Task<byte[]> ReadLimitedAsync(Stream body, CancellationToken cancellationToken)
     {
         using var buffer = new MemoryStream();
@@ -184,4 +182,14 @@ public static class RequestBody
     private sealed class BodyTooLargeException : Exception
     {
     }
+}
+
+/// <summary>
+/// Thrown by a host's body stream when the host itself refused the body while it was being read: broken chunked
+/// framing (400) or a body over the host's own size limit (413). Hosts translate their exception types into this one,
+/// so Core answers with an envelope without knowing the host.
+/// </summary>
+public sealed class RequestBodyRefusedException(bool tooLarge, string reason, Exception? inner = null) : IOException(reason, inner)
+{
+    public bool TooLarge { get; } = tooLarge;
 }

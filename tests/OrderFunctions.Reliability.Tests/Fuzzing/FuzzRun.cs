@@ -12,17 +12,47 @@ using Npgsql;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Reliability.Tests.Support;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace OrderFunctions.Reliability.Tests.Fuzzing;
 
-/// <summary>LocalHost on its own database, and the one fuzz run its test class judges (started by the first test to ask).</summary>
+/// <summary>
+/// LocalHost on its own database (in memory, and a second instance on real Kestrel for requests with broken HTTP
+/// framing), and the one fuzz run its test class judges (started by the first test to ask).
+/// </summary>
 public sealed class FuzzRunFixture : LocalHostFixture
 {
     private readonly Lazy<Task<FuzzRun>> _run;
+    private WebApplicationFactory<Program>? _kestrel;
 
     public FuzzRunFixture() => _run = new Lazy<Task<FuzzRun>>(() => FuzzRun.ExecuteAsync(this));
 
     public Task<FuzzRun> Run => _run.Value;
+
+    /// <summary>The loopback port of the Kestrel instance.</summary>
+    public int KestrelPort { get; private set; }
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        _kestrel = CreateFactory();
+        _kestrel.UseKestrel(0);
+        _kestrel.StartServer();
+        KestrelPort = new Uri(_kestrel.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (_kestrel is not null)
+        {
+            await _kestrel.DisposeAsync();
+        }
+
+        await base.DisposeAsync();
+    }
 }
 
 /// <summary>The database's shape as one row: counts, sums and digests of every table an API call may write.</summary>
@@ -87,7 +117,7 @@ public sealed class FuzzRun
 
     public string ConnectionString { get; }
 
-    public static async Task<FuzzRun> ExecuteAsync(LocalHostFixture host)
+    public static async Task<FuzzRun> ExecuteAsync(FuzzRunFixture host)
     {
         using var client = host.Factory.CreateClient();
         var context = await ArrangeAsync(client, host);
@@ -102,7 +132,9 @@ public sealed class FuzzRun
         for (var i = 0; i < Requests; i++)
         {
             var request = mutator.Next();
-            var (status, mediaType, body, replayed, exception) = await SendAsync(client, request);
+            var (status, mediaType, body, replayed, exception) = request.Framing is null
+                ? await SendAsync(client, request)
+                : await SendRawAsync(host.KestrelPort, request);
             var after = await connection.QuerySingleAsync<DatabaseSnapshot>(DatabaseSnapshot.Sql);
             results.Add(new FuzzResult(i, request, status, mediaType, body, replayed, exception, Judge(status, body, replayed, before, after)));
             before = after;
@@ -171,8 +203,57 @@ public sealed class FuzzRun
         }
     }
 
+    /// <summary>The request as raw HTTP/1.1 bytes with its body framed as <see cref="FuzzRequest.Framing"/> says; reads the whole answer.</summary>
+    private static async Task<(int Status, string? MediaType, string Body, bool Replayed, Exception? Exception)> SendRawAsync(int port, FuzzRequest request)
+    {
+        try
+        {
+            var body = request.Body ?? [];
+            var framed = request.Framing switch
+            {
+                "a chunk size that is not hex" => [.. "zz\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk size beyond any length" => [.. "FFFFFFFFFF\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk longer than its size" => [.. "1\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk without its CRLF" => [.. Encoding.ASCII.GetBytes($"{body.Length:x}\r\n"), .. body, .. "0\r\n\r\n"u8],
+                _ => body,
+            };
+            // Escaped as HttpClient escapes it for the other requests.
+            var target = new Uri(new Uri("http://localhost/"), request.Path).PathAndQuery;
+            var head = new StringBuilder($"{request.Method} {target} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+            if (request.ContentType is not null)
+            {
+                head.Append("Content-Type: ").Append(request.ContentType).Append("\r\n");
+            }
+
+            foreach (var (name, value) in request.Headers)
+            {
+                head.Append(name).Append(": ").Append(value).Append("\r\n");
+            }
+
+            using var socket = new System.Net.Sockets.TcpClient();
+            await socket.ConnectAsync("127.0.0.1", port);
+            var stream = socket.GetStream();
+            await stream.WriteAsync((byte[])[.. Encoding.UTF8.GetBytes(head.Append("\r\n").ToString()), .. framed]);
+            using var answer = new MemoryStream();
+            try
+            {
+                await stream.CopyToAsync(answer);
+            }
+            catch (IOException)
+            {
+                // Kestrel may reset the connection once it has answered a request whose body it could not read.
+            }
+
+            return RawAnswer.Parse(answer.ToArray());
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return (0, null, "", false, e);
+        }
+    }
+
     /// <summary>Instruments, a funded trader with one executed order, and tokens of every kind a client could send.</summary>
-    private static async Task<FuzzContext> ArrangeAsync(HttpClient client, LocalHostFixture host)
+    private static async Task<FuzzContext> ArrangeAsync(HttpClient client, FuzzRunFixture host)
     {
         var tag = "FZ" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         var (symbolA, symbolB) = ($"{tag}-A", $"{tag}-B");
@@ -240,5 +321,45 @@ public sealed class FuzzRun
         return response.IsSuccessStatusCode
             ? text
             : throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"arranging {method} {path} answered {(int)response.StatusCode}: {text}"));
+    }
+}
+
+/// <summary>An HTTP/1.1 answer read off a socket: status, media type, body (unchunked) and the replay header.</summary>
+internal static class RawAnswer
+{
+    public static (int Status, string? MediaType, string Body, bool Replayed, Exception? Exception) Parse(byte[] bytes)
+    {
+        var text = Encoding.UTF8.GetString(bytes);
+        var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (headEnd < 0)
+        {
+            return (0, null, "", false, new InvalidDataException($"no HTTP answer: '{text}'"));
+        }
+
+        var head = text[..headEnd].Split("\r\n");
+        var status = int.Parse(head[0].Split(' ')[1], CultureInfo.InvariantCulture);
+        string? Header(string name) => head.Skip(1).Where(h => h.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))
+            .Select(h => h[(name.Length + 1)..].Trim()).FirstOrDefault();
+        var body = text[(headEnd + 4)..];
+        if (string.Equals(Header("Transfer-Encoding"), "chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            var unchunked = new StringBuilder();
+            for (var at = 0; ;)
+            {
+                var lineEnd = body.IndexOf("\r\n", at, StringComparison.Ordinal);
+                var size = Convert.ToInt32(body[at..lineEnd], 16);
+                if (size == 0)
+                {
+                    break;
+                }
+
+                unchunked.Append(body, lineEnd + 2, size);
+                at = lineEnd + 2 + size + 2;
+            }
+
+            body = unchunked.ToString();
+        }
+
+        return (status, Header("Content-Type")?.Split(';')[0].Trim(), body, Header("Idempotent-Replayed") == "true", null);
     }
 }
