@@ -19,7 +19,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
 
         Assert.Equal(
             ["accounts", "audit_archives", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
-             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "strategies"],
+             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "strategies"],
             tables);
     }
 
