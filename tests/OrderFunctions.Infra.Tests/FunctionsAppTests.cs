@@ -13,7 +13,7 @@ namespace OrderFunctions.Infra.Tests;
 /// <summary>
 /// The Functions worker app cannot be compiled on these machines (its packages are not served here), so its
 /// sources are checked as text against Core: every endpoint has exactly one trigger with the same method and
-/// route constant, the host can register every route, and the timers cover every job.
+/// route constant and the host can register every route (the timers: MaintenanceJobRegistrationTests).
 /// </summary>
 public sealed partial class FunctionsAppTests
 {
@@ -76,20 +76,6 @@ public sealed partial class FunctionsAppTests
     }
 
     [Fact]
-    public void The_timer_triggers_cover_every_job_with_its_schedule_setting()
-    {
-        var timers = TimerPattern().Matches(Sources).Select(m => m.Groups["schedule"].Value).ToList();
-        using var sample = JsonDocument.Parse(File.ReadAllText(Repo.SettingsSample));
-        var values = sample.RootElement.GetProperty("Values");
-
-        Assert.Equal(["AuditRetention", "OrphanScan"], timers.Order(StringComparer.Ordinal));
-        Assert.All(JobNames.All, job => Assert.Contains($"JobNames.{(job == JobNames.OrphanScan ? "OrphanScan" : "AuditRetention")}", Sources, StringComparison.Ordinal));
-        Assert.True(values.TryGetProperty(Schedules.OrphanScanSetting, out _));
-        Assert.True(values.TryGetProperty(Schedules.AuditRetentionSetting, out _));
-        Assert.DoesNotMatch(@"RunOnStartup\s*=\s*true", Sources);
-    }
-
-    [Fact]
     public void Log_calls_in_the_Functions_app_use_message_templates_not_interpolation()
     {
         // CA2254 would catch this, but the project is not compiled here.
@@ -136,9 +122,6 @@ public sealed partial class FunctionsAppTests
     // [Function(EndpointNames.X)] ... [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Routes.Y)] ... up to the next [Function
     [GeneratedRegex(@"\[Function\(EndpointNames\.(?<name>\w+)\)\](?<body>\s*public[^\[]*\[HttpTrigger\(AuthorizationLevel\.Anonymous,\s*""(?<method>\w+)"",\s*Route\s*=\s*Routes\.(?<route>\w+)\)\][^\[]*)")]
     private static partial Regex TriggerPattern();
-
-    [GeneratedRegex(@"\[TimerTrigger\(Schedules\.(?<schedule>\w+)\)\]")]
-    private static partial Regex TimerPattern();
 
     [GeneratedRegex(@"\{(\w+)\}")]
     private static partial Regex PlaceholderPattern();

@@ -1,12 +1,13 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using OrderFunctions.Core.Jobs;
 
 namespace OrderFunctions.Core.Configuration;
 
 /// <summary>
 /// Every setting the application reads, with its default. Keys use the double-underscore form of
 /// environment variables and app settings (<c>Database__ConnectionString</c> is <c>Database:ConnectionString</c>).
-/// local.settings.sample.json lists the same keys; a test keeps the two in step.
+/// local.settings.sample.json lists the same keys (tests/OrderFunctions.Infra.Tests checks it, and infra/main.bicep).
 /// </summary>
 public sealed record OrderFunctionsSettings
 {
@@ -14,15 +15,16 @@ public sealed record OrderFunctionsSettings
     public required AuthSettings Auth { get; init; }
     public required MaintenanceSettings Maintenance { get; init; }
     public required ArchiveStorageSettings ArchiveStorage { get; init; }
-    public required string OrphanScanSchedule { get; init; }
-    public required string AuditRetentionSchedule { get; init; }
+
+    /// <summary>Each registered job's CRON schedule, by job name (from its setting, else its default).</summary>
+    public required IReadOnlyDictionary<string, string> JobSchedules { get; init; }
 
     /// <summary>The setting keys as they appear in app settings, for documentation and tests.</summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
         "Database__ConnectionString", "Database__UseEntraAuthentication", "Database__CommandTimeoutSeconds", "Database__MaxRetries",
         "Auth__Issuer", "Auth__Audience", "Auth__SigningKey", "Auth__Authority",
-        Schedules.OrphanScanSetting, Schedules.AuditRetentionSetting,
+        .. MaintenanceJobs.All.Select(j => j.ScheduleSetting),
         "Maintenance__OrphanThresholdMinutes", "Maintenance__AuditLogRetentionDays", "Maintenance__ErrorLogRetentionDays",
         "Maintenance__RetentionBatchSize",
         "ArchiveStorage__ConnectionString", "ArchiveStorage__serviceUri", "ArchiveStorage__ContainerName",
@@ -60,10 +62,15 @@ public sealed record OrderFunctionsSettings
                 ServiceUri = configuration["ArchiveStorage:serviceUri"] ?? "",
                 ContainerName = NonEmpty(configuration["ArchiveStorage:ContainerName"], "audit-archive"),
             },
-            OrphanScanSchedule = NonEmpty(configuration[Schedules.OrphanScanSetting], Schedules.OrphanScanDefault),
-            AuditRetentionSchedule = NonEmpty(configuration[Schedules.AuditRetentionSetting], Schedules.AuditRetentionDefault),
+            JobSchedules = MaintenanceJobs.All.ToDictionary(j => j.Name, j => NonEmpty(configuration[j.ScheduleSetting], j.DefaultSchedule),
+                StringComparer.Ordinal),
         };
     }
+
+    /// <summary>The CRON schedule of a registered job.</summary>
+    public string ScheduleOf(string job) => JobSchedules.TryGetValue(job, out var schedule)
+        ? schedule
+        : throw new ArgumentOutOfRangeException(nameof(job), job, "no maintenance job has this name");
 
     private static string NonEmpty(string? value, string fallback) => string.IsNullOrWhiteSpace(value) ? fallback : value.Trim();
 
