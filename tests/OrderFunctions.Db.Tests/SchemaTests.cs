@@ -9,7 +9,7 @@ namespace OrderFunctions.Db.Tests;
 public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] TenantTables =
-        ["accounts", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions",
+        ["accounts", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions",
          "strategies"];
 
     [Fact]
@@ -18,7 +18,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var tables = await NamesAsync("SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind IN ('r', 'p')");
 
         Assert.Equal(
-            ["accounts", "audit_archives", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
+            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
              "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "strategies"],
             tables);
     }
@@ -53,6 +53,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "audit_archives(maintenance_run_id) -> maintenance_runs(id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
+                "chain_checkpoints(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "deposit_requests(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
@@ -111,7 +112,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
     }
 
     [Fact]
-    public async Task Policies_are_exactly_tenant_maintenance_and_archiver()
+    public async Task Policies_are_exactly_tenant_maintenance_archiver_and_verifier()
     {
         var policies = await NamesAsync(
             """
@@ -127,6 +128,9 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 $"{t} {t}_maintenance SELECT PERMISSIVE {{orders_maintenance}}",
             })
             .Concat(new[] { "balance_audit_log", "error_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_archiver ALL PERMISSIVE {{orders_archiver}}"))
+            // The verifier reads every chain and writes only the chain checkpoints.
+            .Concat(new[] { "accounts", "execution_logs", "balance_audit_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_verifier SELECT PERMISSIVE {{orders_verifier}}"))
+            .Append("chain_checkpoints chain_checkpoints_verifier ALL PERMISSIVE {orders_verifier}")
             .Order(StringComparer.Ordinal);
         Assert.Equal(expected, policies);
     }
