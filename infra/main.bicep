@@ -98,6 +98,9 @@ param orphanScanSchedule string = '0 */15 * * * *'
 @description('NCRONTAB schedule of the audit retention job (AUDIT_RETENTION_SCHEDULE), in UTC.')
 param auditRetentionSchedule string = '0 30 2 * * *'
 
+@description('NCRONTAB schedule of the job that publishes every account\'s chain heads to the write-once archive (CHAIN_HEADS_SCHEDULE), in UTC.')
+param chainHeadsSchedule string = '0 5 * * * *'
+
 @description('Minutes an order may stay pending or executing before the orphan scan fails it (Maintenance__OrphanThresholdMinutes).')
 @minValue(1)
 param orphanThresholdMinutes int = 10
@@ -408,6 +411,7 @@ module functionApp 'modules/function-app.bicep' = {
 
       ORPHAN_SCAN_SCHEDULE: orphanScanSchedule
       AUDIT_RETENTION_SCHEDULE: auditRetentionSchedule
+      CHAIN_HEADS_SCHEDULE: chainHeadsSchedule
       Maintenance__OrphanThresholdMinutes: string(orphanThresholdMinutes)
       Maintenance__AuditLogRetentionDays: string(auditLogRetentionDays)
       Maintenance__ErrorLogRetentionDays: string(errorLogRetentionDays)

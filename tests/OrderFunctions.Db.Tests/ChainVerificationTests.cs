@@ -11,35 +11,9 @@ namespace OrderFunctions.Db.Tests;
 /// published heads (chain_heads(), as the chain-heads job writes them to the write-once archive) catch an owner who
 /// rewrites history, recomputes every hash and moves the checkpoints along.
 /// </summary>
-public sealed class ChainVerificationTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>, IAsyncLifetime
+public sealed class ChainVerificationTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
-    // What someone holding the owner role can do: rewrite a row with the triggers off, then recompute the whole chain.
-    private const string RehashSql = """
-        CREATE OR REPLACE FUNCTION public.test_rehash_execution_logs(p_user uuid) RETURNS void
-            LANGUAGE plpgsql
-        AS $$
-        DECLARE
-            v_row trading.execution_logs%ROWTYPE;
-            v_prev bytea := trading.execution_log_genesis_hash();
-        BEGIN
-            SET LOCAL session_replication_role = replica;
-            FOR v_row IN SELECT * FROM trading.execution_logs WHERE user_id = p_user ORDER BY seq LOOP
-                UPDATE trading.execution_logs
-                SET prev_hash = v_prev,
-                    row_hash = trading.execution_log_hash(v_prev, v_row.user_id, v_row.seq, v_row.order_id, v_row.event, v_row.reason,
-                                                          v_row.error_code, v_row.transaction_id, v_row.details, v_row.created_at)
-                WHERE user_id = p_user AND seq = v_row.seq
-                RETURNING row_hash INTO v_prev;
-            END LOOP;
-        END
-        $$;
-        """;
-
     private readonly Trading _trading = new(database);
-
-    public Task InitializeAsync() => database.AdminExecuteAsync(RehashSql);
-
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task Verification_moves_each_accounts_checkpoints_to_its_heads_when_its_chains_verify()
@@ -83,8 +57,7 @@ public sealed class ChainVerificationTests(DatabaseFixture database) : IClassFix
         var (trader, _) = await TradingTraderAsync();
         await VerifyExecutionLogsAsync();
         var checkpoint = await CheckpointAsync(trader);
-        await TamperAsync("UPDATE trading.execution_logs SET reason = 'rewritten' WHERE user_id = @trader AND seq = @seq", trader, 1);
-        await database.AdminExecuteAsync("SELECT public.test_rehash_execution_logs($1)", trader);
+        await OwnerTampering.RewriteAndRehashExecutionLogAsync(database.AdminConnectionString, trader, 1, moveCheckpoint: false);
 
         var breaks = await VerifyExecutionLogsAsync();
 
@@ -98,9 +71,8 @@ public sealed class ChainVerificationTests(DatabaseFixture database) : IClassFix
         // Arrange: heads published, then the owner rewrites seq 1, recomputes the chain and re-verifies the checkpoints
         var (trader, _) = await TradingTraderAsync();
         var published = await PublishedHeadsAsync();
-        await TamperAsync("UPDATE trading.execution_logs SET reason = 'rewritten' WHERE user_id = @trader AND seq = @seq", trader, 1);
-        await database.AdminExecuteAsync("SELECT public.test_rehash_execution_logs($1)", trader);
-        await database.AdminExecuteAsync("DELETE FROM trading.chain_checkpoints WHERE user_id = $1", trader);
+        await VerifyExecutionLogsAsync();
+        await OwnerTampering.RewriteAndRehashExecutionLogAsync(database.AdminConnectionString, trader, 1);
 
         // Act: the database's own checks find nothing; the published heads do
         var ownChecks = await VerifyExecutionLogsAsync();
@@ -146,8 +118,7 @@ public sealed class ChainVerificationTests(DatabaseFixture database) : IClassFix
         var head = (await PublishedHeadsAsync()).Single(h => h.Contains(trader.ToString(), StringComparison.Ordinal));
         var published = $$"""{"blob_name": "chain-heads/test.ndjson.gz", "published_at": "2026-12-01T00:00:00Z", "head": {{head}}}""";
         var before = await IntegrityAsync(trader, order.Guid("transaction_id"), published);
-        await TamperAsync("UPDATE trading.execution_logs SET reason = 'rewritten' WHERE user_id = @trader AND seq = @seq", trader, 1);
-        await database.AdminExecuteAsync("SELECT public.test_rehash_execution_logs($1)", trader);
+        await OwnerTampering.RewriteAndRehashExecutionLogAsync(database.AdminConnectionString, trader, 1);
 
         var after = await IntegrityAsync(trader, order.Guid("transaction_id"), published);
         var unpublished = await IntegrityAsync(trader, order.Guid("transaction_id"), null);

@@ -18,7 +18,7 @@ public sealed class OrphanScanJobTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 
-    private OrphanScanJob Job() => new(_db.Orders, Settings, NullLogger<OrphanScanJob>.Instance);
+    private OrphanScanJob Job() => new(_db.Orders, Settings, JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
     [Fact]
     public async Task Orphan_scan_fails_and_audits_an_order_stuck_in_executing_past_the_threshold()
@@ -196,7 +196,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.True((bool?)rollback["success"], rollback.ToJsonString());
 
         // Act
-        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
+        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
 
         // Assert
         Assert.Equal(JobRun.Succeeded, run.Status);
@@ -204,7 +204,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.Null(run.Findings["errors"]);
         var counts = run.Findings["counts"]!.AsObject();
         Assert.Equal(
-            [OrphanScanJob.StuckOrders, .. OrphanScanJob.Checks.Select(c => c.Name)],
+            [OrphanScanJob.StuckOrders, .. OrphanScanJob.Checks.Select(c => c.Name), OrphanScanJob.PublishedHeadMismatches],
             counts.Select(c => c.Key));
         Assert.All(counts, c => Assert.Equal(0L, (long?)c.Value));
         Assert.All(OrphanScanJob.Checks, c => Assert.Empty(run.Findings[c.Name]!.AsArray()));

@@ -24,6 +24,7 @@ public static class MaintenanceJobs
     [
         new(JobNames.OrphanScan, Schedules.OrphanScanSetting, Schedules.OrphanScanDefault, typeof(OrphanScanJob)),
         new(JobNames.AuditRetention, Schedules.AuditRetentionSetting, Schedules.AuditRetentionDefault, typeof(AuditRetentionJob)),
+        new(JobNames.ChainHeads, Schedules.ChainHeadsSetting, Schedules.ChainHeadsDefault, typeof(ChainHeadsJob)),
     ];
 
     public static MaintenanceJobRegistration Named(string name) =>
@@ -36,6 +37,7 @@ public static class JobNames
 {
     public const string OrphanScan = "orphan-scan";
     public const string AuditRetention = "audit-retention";
+    public const string ChainHeads = "chain-heads";
 
     public static IReadOnlyList<string> All { get; } = [.. MaintenanceJobs.All.Select(j => j.Name)];
 }
@@ -50,4 +52,10 @@ public static class Schedules
     public const string AuditRetentionSetting = "AUDIT_RETENTION_SCHEDULE";
     public const string AuditRetention = "%" + AuditRetentionSetting + "%";
     public const string AuditRetentionDefault = "0 30 2 * * *";
+
+    public const string ChainHeadsSetting = "CHAIN_HEADS_SCHEDULE";
+    public const string ChainHeads = "%" + ChainHeadsSetting + "%";
+
+    /// <summary>Hourly: what an owner could rewrite undetected is at most the hour since the last publication.</summary>
+    public const string ChainHeadsDefault = "0 5 * * * *";
 }

@@ -10,6 +10,7 @@ public static class MaintenanceJobsServiceCollectionExtensions
     public static IServiceCollection AddMaintenanceJobs(this IServiceCollection services)
     {
         services.TryAddSingleton<IArchiveStore>(sp => new BlobArchiveStore(sp.GetRequiredService<ArchiveStorageSettings>()));
+        services.TryAddSingleton<PublishedChainHeads>();
         foreach (var job in MaintenanceJobs.All)
         {
             services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IMaintenanceJob), job.JobType));

@@ -15,13 +15,15 @@ namespace OrderFunctions.Core.Jobs;
 /// broken audit and execution-log chains. Every check runs even when another fails; findings go to the run
 /// record (one key per check with its rows, plus counts) and the log.
 /// </summary>
-public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, ILogger<OrphanScanJob> logger)
-    : IMaintenanceJob
+public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, PublishedChainHeads published,
+    ILogger<OrphanScanJob> logger) : IMaintenanceJob
 {
     /// <summary>The job's advisory lock key (pg_try_advisory_xact_lock).</summary>
     internal const long LockKey = 0x4F72_6465_7246_0001;
 
     internal const string StuckOrders = "stuck_orders";
+
+    internal const string PublishedHeadMismatches = "published_head_mismatches";
 
     /// <summary>Stuck orders failed per run; the next run takes the rest.</summary>
     private const int StuckOrdersPerRun = 500;
@@ -50,15 +52,22 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
 
     private const string ReportTail = " c) r;";
 
-    /// <summary>The report checks by name: each names the set-returning function that finds its rows.</summary>
+    /// <summary>
+    /// The report checks by name: each names the set-returning function that finds its rows. The two chain checks verify
+    /// the rows after each account's chain checkpoint and move the checkpoints of the accounts that verify, so each run
+    /// costs what was written since the last one.
+    /// </summary>
     internal static readonly IReadOnlyList<(string Name, string Sql)> Checks =
     [
         ("orphan_rows", ReportHead + " trading.orphan_rows()" + ReportTail),
         ("ledger_mismatches", ReportHead + " trading.ledger_mismatches()" + ReportTail),
-        ("balance_audit_chain_breaks", ReportHead + " trading.balance_audit_chain_breaks()" + ReportTail),
+        ("balance_audit_chain_breaks", ReportHead + " trading.verify_balance_audit_chains()" + ReportTail),
         ("margin_mismatches", ReportHead + " trading.margin_mismatches()" + ReportTail),
-        ("execution_log_chain_breaks", ReportHead + " trading.execution_log_chain_breaks()" + ReportTail),
+        ("execution_log_chain_breaks", ReportHead + " trading.verify_execution_log_chains()" + ReportTail),
     ];
+
+    // The database against the heads last published outside it (see PublishedChainHeads).
+    private const string PublishedHeadsSql = ReportHead + " trading.published_head_mismatches(@Heads::jsonb)" + ReportTail;
 
     public string Name => JobNames.OrphanScan;
 
@@ -76,11 +85,15 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         {
             problems += await RunCheckAsync(name, findings, counts, errors, async () =>
             {
-                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Writes.Nothing,
+                // Writes.Idempotently: the chain checks move checkpoints, and doing that twice changes nothing.
+                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Writes.Idempotently,
                     grid => grid.ReadSingleAsync<(long, string)>(), cancellationToken);
                 return (total, JsonNode.Parse(rows)!.AsArray());
             }, cancellationToken);
         }
+
+        problems += await RunCheckAsync(PublishedHeadMismatches, findings, counts, errors, () => ComparePublishedHeadsAsync(findings, cancellationToken),
+            cancellationToken);
 
         findings["counts"] = counts;
         LogScanned(runId, failedOrders, problems);
@@ -115,6 +128,38 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
             LogCheckFailed(e, name);
             return 0;
         }
+    }
+
+    /// <summary>Compares every account with the latest published heads; findings say which publication, or why none was compared.</summary>
+    private async Task<(long, JsonArray)> ComparePublishedHeadsAsync(JsonObject findings, CancellationToken cancellationToken)
+    {
+        PublishedChainHeads.Publication? latest;
+        try
+        {
+            latest = await published.LatestAsync(fresh: true, cancellationToken);
+        }
+        catch (ArchiveStoreException e) when (e.NotConfigured)
+        {
+            findings["published_heads"] = new JsonObject { ["compared"] = false, ["reason"] = e.Message };
+            return (0, []);
+        }
+
+        if (latest is null)
+        {
+            findings["published_heads"] = new JsonObject { ["compared"] = false, ["reason"] = "no chain heads have been published yet" };
+            return (0, []);
+        }
+
+        findings["published_heads"] = new JsonObject
+        {
+            ["compared"] = true,
+            ["blob_name"] = latest.BlobName,
+            ["published_at"] = Json.Format(latest.PublishedAt.UtcDateTime),
+            ["accounts"] = latest.Heads.Count,
+        };
+        var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, PublishedHeadsSql,
+            new { MaxRows = MaxRowsPerCheck, Heads = latest.HeadsJson() }, Writes.Nothing, grid => grid.ReadSingleAsync<(long, string)>(), cancellationToken);
+        return (total, JsonNode.Parse(rows)!.AsArray());
     }
 
     private async Task<(long, JsonArray)> FailStuckOrdersAsync(JsonObject errors, CancellationToken cancellationToken)

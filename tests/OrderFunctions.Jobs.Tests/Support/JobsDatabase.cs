@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Jobs.Tests.Support;
@@ -26,6 +27,10 @@ internal sealed class JobsDatabase : IAsyncDisposable
 
     /// <summary>The unit of work the jobs use, on the app login.</summary>
     public OrdersDatabase Orders { get; }
+
+    /// <summary>Published chain heads read from an archive that is not configured: nothing to compare with.</summary>
+    public static PublishedChainHeads NoPublishedHeads { get; } = new(
+        new BlobArchiveStore(new ArchiveStorageSettings { ConnectionString = "", ServiceUri = "", ContainerName = "none" }), TimeProvider.System);
 
     public static async Task<JobsDatabase> CreateAsync()
     {
