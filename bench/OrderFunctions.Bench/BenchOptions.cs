@@ -22,6 +22,11 @@ public sealed record BenchOptions
     public string OutputDirectory { get; init; } = "bench/results";
     public string DatabaseName { get; init; } = "orders_bench";
 
+    /// <summary>Measure verification on a large history instead of order throughput (<c>--verification</c>).</summary>
+    public bool Verification { get; init; }
+    public int VerificationRows { get; init; } = 1_000_000;
+    public int VerificationRepeats { get; init; } = 5;
+
     public const string Usage = """
         usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
                                     [--warmup 5] [--first-warmup 20] [--rounds 3] [--traders 64]
@@ -36,6 +41,9 @@ public sealed record BenchOptions
                        back; the machine drifts within minutes, so each ratio is taken within a round and the
                        median round is reported
           --smoke      a few seconds per phase with 2 clients and one round: proves the harness works, measures nothing
+          --verification [--rows 1000000] [--repeats 5]
+                       instead: the orphan scan over that many execution-log rows and the integrity route for an
+                       account of 100,000 of them, each repeated (medians), before and after the checkpoints
         """;
 
     public static BenchOptions Parse(string[] args)
@@ -67,6 +75,9 @@ public sealed record BenchOptions
                 "--traders" => options with { Traders = PositiveInt(Next(), "--traders") },
                 "--scenarios" => options with { Scenarios = ParseScenarios(Next()) },
                 "--out" => options with { OutputDirectory = Next() },
+                "--verification" => options with { Verification = true },
+                "--rows" => options with { VerificationRows = PositiveInt(Next(), "--rows") },
+                "--repeats" => options with { VerificationRepeats = PositiveInt(Next(), "--repeats") },
                 _ => throw new ArgumentException($"unknown argument {args[i]}"),
             };
         }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Reliability.Tests;
@@ -165,8 +166,11 @@ public sealed class LostAnswerTests(DatabaseFixture database) : IClassFixture<Da
             host.UseSetting("Auth:Audience", Auth.Audience);
             host.UseSetting("Auth:SigningKey", Auth.SigningKey);
             host.UseSetting("Auth:Authority", "");
-            host.UseSetting("ORPHAN_SCAN_SCHEDULE", "0 0 0 1 * *");
-            host.UseSetting("AUDIT_RETENTION_SCHEDULE", "0 0 0 1 * *");
+            foreach (var job in MaintenanceJobs.All)
+            {
+                host.UseSetting(job.ScheduleSetting, "0 0 0 1 * *");
+            }
+
             host.ConfigureLogging(logging => logging.ClearProviders());
         });
     }

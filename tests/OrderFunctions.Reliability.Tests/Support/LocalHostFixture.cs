@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Reliability.Tests.Support;
@@ -51,8 +52,11 @@ public class LocalHostFixture : DatabaseFixture
         host.UseSetting("Auth:Audience", Auth.Audience);
         host.UseSetting("Auth:SigningKey", Auth.SigningKey);
         host.UseSetting("Auth:Authority", "");
-        host.UseSetting("ORPHAN_SCAN_SCHEDULE", MonthlySchedule);
-        host.UseSetting("AUDIT_RETENTION_SCHEDULE", MonthlySchedule);
+        foreach (var job in MaintenanceJobs.All)
+        {
+            host.UseSetting(job.ScheduleSetting, MonthlySchedule);
+        }
+
         // Warnings and errors are kept in memory for the tests to explain themselves, never written to the console.
         host.ConfigureLogging(logging => logging.ClearProviders().SetMinimumLevel(LogLevel.Warning).AddProvider(Logs));
     });
