@@ -59,6 +59,11 @@ public sealed partial class OrderApi
         {
             throw;
         }
+        catch (SigningKeysUnavailableException e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the token issuer's signing keys could not be fetched; try again shortly");
+        }
         catch (DatabaseUnavailableException e)
         {
             LogFailure(e, endpoint.Name);
@@ -100,6 +105,15 @@ public sealed partial class OrderApi
             if (endpoint.Access == Access.Admin && !validated.IsAdmin)
             {
                 return ApiResponse.Error(ErrorCodes.Forbidden, $"this route requires the {TokenValidator.AdminRole} role");
+            }
+
+            // 403, not 401: the token is valid, it just does not make its holder a trader (RFC 6750 §3.1
+            // insufficient_scope); a new token from the same client would not change that.
+            if (endpoint.Access == Access.Trader && !validated.IsTrader)
+            {
+                return ApiResponse.Error(ErrorCodes.Forbidden,
+                    $"this route needs a user's delegated token with the {_tokens.RequiredScope} scope; an app-only token is never a trader",
+                    headers: new Dictionary<string, string> { ["WWW-Authenticate"] = $"Bearer error=\"insufficient_scope\", scope=\"{_tokens.RequiredScope}\"" });
             }
 
             caller = validated;

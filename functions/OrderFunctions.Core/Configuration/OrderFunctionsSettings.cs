@@ -22,6 +22,7 @@ public sealed record OrderFunctionsSettings
     [
         "Database__ConnectionString", "Database__UseEntraAuthentication", "Database__CommandTimeoutSeconds", "Database__MaxRetries",
         "Auth__Issuer", "Auth__Audience", "Auth__SigningKey", "Auth__Authority",
+        "Auth__TraderIdClaim", "Auth__RequiredScope", "Auth__RequireHttpsMetadata",
         Schedules.OrphanScanSetting, Schedules.AuditRetentionSetting,
         "Maintenance__OrphanThresholdMinutes", "Maintenance__AuditLogRetentionDays", "Maintenance__ErrorLogRetentionDays",
         "Maintenance__RetentionBatchSize",
@@ -46,6 +47,9 @@ public sealed record OrderFunctionsSettings
                 Audience = configuration["Auth:Audience"] ?? "",
                 SigningKey = configuration["Auth:SigningKey"] ?? "",
                 Authority = configuration["Auth:Authority"] ?? "",
+                TraderIdClaim = NonEmpty(configuration["Auth:TraderIdClaim"], AuthSettings.DefaultTraderIdClaim),
+                RequiredScope = (configuration["Auth:RequiredScope"] ?? "").Trim(),
+                RequireHttpsMetadata = Bool(configuration, "Auth:RequireHttpsMetadata", true),
             },
             Maintenance = new MaintenanceSettings
             {
@@ -115,6 +119,23 @@ public sealed record AuthSettings
 
     /// <summary>OIDC authority (its /.well-known/openid-configuration gives the signing keys) in Azure.</summary>
     public required string Authority { get; init; }
+
+    public const string DefaultTraderIdClaim = "sub";
+
+    /// <summary>
+    /// The claim that holds the trader's id (a UUID): <c>sub</c> for local dev tokens, <c>oid</c> for Microsoft Entra,
+    /// whose <c>sub</c> is a pairwise string per application and whose <c>oid</c> is the user's object id.
+    /// </summary>
+    public string TraderIdClaim { get; init; } = DefaultTraderIdClaim;
+
+    /// <summary>
+    /// When set, trader routes need a delegated token whose <c>scp</c> (space-separated) holds this scope; an
+    /// app-only token, which has no <c>scp</c>, is then never a trader. Empty for local dev tokens.
+    /// </summary>
+    public string RequiredScope { get; init; } = "";
+
+    /// <summary>Whether the authority's metadata must come over HTTPS; false is accepted only for a loopback authority (tests).</summary>
+    public bool RequireHttpsMetadata { get; init; } = true;
 }
 
 public sealed record MaintenanceSettings
