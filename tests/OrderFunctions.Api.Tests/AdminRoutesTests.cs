@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>The admin routes: instruments, deposits, broker position snapshots, maintenance runs.</summary>
-public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     [Fact]
     public async Task Instruments_upsert_is_200_with_inserted_and_updated_counts()

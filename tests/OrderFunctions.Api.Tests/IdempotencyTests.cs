@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>The Idempotency-Key contract of POST /api/orders (Stripe, IETF Idempotency-Key draft).</summary>
-public sealed class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     private static readonly object Order = new { symbol = EurUsd.Symbol, side = "buy", type = "market", quantity = 0.1m };
 

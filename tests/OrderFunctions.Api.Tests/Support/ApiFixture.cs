@@ -24,7 +24,7 @@ public class ApiFixture : DatabaseFixture
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        _factory = new LocalHostFactory(AppConnectionString);
+        _factory = new LocalHostFactory(HostConnectionString);
         _client = _factory.CreateClient();
         var seeded = await SendAsync(HttpMethod.Put, "/api/admin/instruments", AdminToken, new { instruments = TestInstruments.All });
         seeded.AssertSuccess(200);
@@ -41,6 +41,9 @@ public class ApiFixture : DatabaseFixture
 
         await base.DisposeAsync();
     }
+
+    /// <summary>The connection string the host under test is given; a derived fixture may route it (e.g. through PgBouncer).</summary>
+    protected virtual string HostConnectionString => AppConnectionString;
 
     /// <summary>More arrangement shared by every test of a class, after the instruments exist.</summary>
     protected virtual Task SeedAsync() => Task.CompletedTask;
