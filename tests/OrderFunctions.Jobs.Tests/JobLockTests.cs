@@ -9,12 +9,15 @@ using OrderFunctions.Jobs.Tests.Support;
 namespace OrderFunctions.Jobs.Tests;
 
 /// <summary>Each job's advisory lock: two instances firing together do the work once; every run is recorded.</summary>
-public sealed class JobLockTests : IAsyncLifetime
+public class JobLockTests : IAsyncLifetime
 {
+    /// <summary>Whether the jobs reach the database through PgBouncer (transaction pooling); see the derived class.</summary>
+    protected virtual bool ThroughPgBouncer => false;
+
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
     private JobsDatabase _db = null!;
 
-    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync();
+    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync(ThroughPgBouncer);
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 

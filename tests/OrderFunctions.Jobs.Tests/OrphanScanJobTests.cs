@@ -9,12 +9,15 @@ using OrderFunctions.Jobs.Tests.Support;
 namespace OrderFunctions.Jobs.Tests;
 
 /// <summary>The orphan scan on a database of each test's own: what it fails, and what it reports by check name.</summary>
-public sealed class OrphanScanJobTests : IAsyncLifetime
+public class OrphanScanJobTests : IAsyncLifetime
 {
+    /// <summary>Whether the jobs reach the database through PgBouncer (transaction pooling); see the derived class.</summary>
+    protected virtual bool ThroughPgBouncer => false;
+
     private static readonly MaintenanceSettings Settings = new() { OrphanThresholdMinutes = 10 };
     private JobsDatabase _db = null!;
 
-    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync();
+    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync(ThroughPgBouncer);
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 

@@ -27,11 +27,13 @@ internal sealed class JobsDatabase : IAsyncDisposable
     /// <summary>The unit of work the jobs use, on the app login.</summary>
     public OrdersDatabase Orders { get; }
 
-    public static async Task<JobsDatabase> CreateAsync()
+    /// <param name="throughPgBouncer">True for the jobs to reach the database through PgBouncer in transaction mode, as in Azure.</param>
+    public static async Task<JobsDatabase> CreateAsync(bool throughPgBouncer = false)
     {
         var fixture = new DatabaseFixture();
         await fixture.InitializeAsync();
-        var settings = new DatabaseSettings { ConnectionString = fixture.AppConnectionString };
+        var connectionString = throughPgBouncer ? (await PgBouncer.GetAsync()).AppConnectionString(fixture.DatabaseName) : fixture.AppConnectionString;
+        var settings = new DatabaseSettings { ConnectionString = connectionString };
         return new JobsDatabase(fixture, new OrdersDatabase(OrdersDatabase.CreateDataSource(settings), settings, NullLogger<OrdersDatabase>.Instance));
     }
 
