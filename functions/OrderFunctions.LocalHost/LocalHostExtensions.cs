@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Primitives;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Http;
 
 namespace OrderFunctions.LocalHost;
@@ -29,6 +30,7 @@ public static class LocalHostExtensions
         // SIGTERM/Ctrl-C: stop accepting, let in-flight requests finish, then dispose the data source.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
         builder.Services.AddHostedService<MaintenanceScheduler>();
+        builder.Services.AddCors();
         return builder;
     }
 
@@ -48,7 +50,20 @@ public static class LocalHostExtensions
             }
         });
 
+        // What `func start` does with Host.CORS and Azure with the Function App's platform CORS: preflights and
+        // Access-Control-Allow-Origin for the listed origins only, no credentials (the token is a header). OrderApi
+        // itself exposes Idempotent-Replayed, on both hosts.
+        var settings = app.Services.GetRequiredService<OrderFunctionsSettings>();
         var api = app.Services.GetRequiredService<OrderApi>();
+        if (settings.CorsAllowedOrigins.Count > 0)
+        {
+            app.UseCors(policy => policy
+                .WithOrigins([.. settings.CorsAllowedOrigins])
+                .WithMethods([.. api.Endpoints.Select(e => e.Method).Distinct(StringComparer.Ordinal)])
+                .WithHeaders([.. Cors.AllowedRequestHeaders])
+                .SetPreflightMaxAge(TimeSpan.FromMinutes(10)));
+        }
+
         foreach (var endpoint in api.Endpoints)
         {
             var name = endpoint.Name;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Auth;
+using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
 using OrderFunctions.Core.Http;
@@ -14,13 +15,15 @@ namespace OrderFunctions.Core.Api;
 public sealed partial class OrderApi
 {
     private readonly TokenValidator _tokens;
+    private readonly HashSet<string> _corsOrigins;
     private readonly ILogger<OrderApi> _logger;
     private readonly Dictionary<string, ApiEndpoint> _byName;
 
     public OrderApi(TokenValidator tokens, OrdersHandler orders, AccountHandler accounts, ListingHandler listings,
-        AdminHandler admin, HealthHandler health, ILogger<OrderApi> logger)
+        AdminHandler admin, HealthHandler health, ILogger<OrderApi> logger, OrderFunctionsSettings? settings = null)
     {
         _tokens = tokens;
+        _corsOrigins = new HashSet<string>(settings?.CorsAllowedOrigins ?? [], StringComparer.OrdinalIgnoreCase);
         _logger = logger;
         Endpoints =
         [
@@ -87,7 +90,7 @@ public sealed partial class OrderApi
         }
 
         LogAnswered(endpoint.Name, response.Status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        return response;
+        return ExposeHeadersToAllowedOrigin(request, response);
     }
 
     private async Task<ApiResponse> AuthorizeAndRunAsync(ApiEndpoint endpoint, ApiRequest request, CancellationToken cancellationToken)
@@ -120,6 +123,25 @@ public sealed partial class OrderApi
         }
 
         return await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+    }
+
+    /// <summary>
+    /// A browser reads only the response headers CORS exposes. The platform CORS of Azure Functions (and LocalHost's)
+    /// answers preflights and allows the origin but exposes nothing, so the API exposes its own headers, to allowed
+    /// origins only: any other origin gets no CORS header at all.
+    /// </summary>
+    private ApiResponse ExposeHeadersToAllowedOrigin(ApiRequest request, ApiResponse response)
+    {
+        if (request.Header("Origin") is not { } origin || !_corsOrigins.Contains(origin))
+        {
+            return response;
+        }
+
+        var headers = new Dictionary<string, string>(response.Headers, StringComparer.OrdinalIgnoreCase)
+        {
+            [Cors.ExposeHeadersHeader] = string.Join(", ", Cors.ExposedResponseHeaders),
+        };
+        return new ApiResponse { Status = response.Status, ContentType = response.ContentType, Body = response.Body, Headers = headers };
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Endpoint} failed")]

@@ -17,6 +17,9 @@ public sealed record OrderFunctionsSettings
     public required string OrphanScanSchedule { get; init; }
     public required string AuditRetentionSchedule { get; init; }
 
+    /// <summary>Browser origins allowed to call the API (<see cref="Http.Cors.AllowedOriginsSetting"/>); empty allows none.</summary>
+    public IReadOnlyList<string> CorsAllowedOrigins { get; init; } = [];
+
     /// <summary>The setting keys as they appear in app settings, for documentation and tests.</summary>
     public static IReadOnlyList<string> Keys { get; } =
     [
@@ -27,6 +30,7 @@ public sealed record OrderFunctionsSettings
         "Maintenance__OrphanThresholdMinutes", "Maintenance__AuditLogRetentionDays", "Maintenance__ErrorLogRetentionDays",
         "Maintenance__RetentionBatchSize",
         "ArchiveStorage__ConnectionString", "ArchiveStorage__serviceUri", "ArchiveStorage__ContainerName",
+        Http.Cors.AllowedOriginsSetting.Replace(":", "__", StringComparison.Ordinal),
     ];
 
     public static OrderFunctionsSettings Load(IConfiguration configuration)
@@ -66,6 +70,7 @@ public sealed record OrderFunctionsSettings
             },
             OrphanScanSchedule = NonEmpty(configuration[Schedules.OrphanScanSetting], Schedules.OrphanScanDefault),
             AuditRetentionSchedule = NonEmpty(configuration[Schedules.AuditRetentionSetting], Schedules.AuditRetentionDefault),
+            CorsAllowedOrigins = Http.Cors.ParseOrigins(configuration[Http.Cors.AllowedOriginsSetting]),
         };
     }
 
