@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The run command: a working API on http://127.0.0.1:7071 from a fresh clone.
 #
-#   bash scripts/run.sh
+#   bash scripts/run.sh [--pgbouncer]
 #
 # 1. PostgreSQL: uses Database__ConnectionString if you set it (then you migrate and seed yourself);
 #    otherwise starts the local cluster in .data/postgres (scripts/lib/postgres.sh), creates the database
 #    `orders`, migrates it with the Evolve runner, creates the login `orders_app` and seeds demo data once.
 # 2. Starts `func start` where Azure Functions Core Tools exist, LocalHost (the same handlers on Kestrel)
 #    otherwise, and prints a development token and a curl line that executes an order.
+# --pgbouncer: the app reaches PostgreSQL through a local PgBouncer in transaction pooling mode on 127.0.0.1:6432
+#    (scripts/lib/pgbouncer.sh), as in Azure; migrations and seeding still go straight to PostgreSQL.
 # Ctrl-C stops the API (in-flight requests finish) and the PostgreSQL it started; the data stays for next time.
 # Settings: local.settings.json (created from local.settings.sample.json when missing), then the environment.
 set -euo pipefail
@@ -19,6 +21,15 @@ demo_trader=a11ce000-0000-4000-8000-000000000001
 demo_admin=ad000000-0000-4000-8000-000000000001
 app_password=${ORDERS_APP_PASSWORD:-orders_app_local}
 url=http://127.0.0.1:7071
+
+use_pgbouncer=""
+for arg in "$@"; do
+    [[ $arg == --pgbouncer ]] && use_pgbouncer=yes
+done
+if [[ -n "$use_pgbouncer" && -n "${Database__ConnectionString:-}" ]]; then
+    echo "error: --pgbouncer puts PgBouncer in front of the PostgreSQL run.sh starts; unset Database__ConnectionString" >&2
+    exit 1
+fi
 
 command -v dotnet >/dev/null || { echo "error: the .NET SDK (dotnet) is required: https://dot.net" >&2; exit 1; }
 [[ -f local.settings.json ]] || cp local.settings.sample.json local.settings.json
@@ -52,6 +63,12 @@ if [[ -z "${Database__ConnectionString:-}" ]]; then
     dotnet "$runner_dll" grant-app orders_app --connection "$admin;Database=orders" >/dev/null
     psql "$admin_url/orders" -q -f db/seed/demo.sql >/dev/null
     export Database__ConnectionString="Host=127.0.0.1;Port=$port;Database=orders;Username=orders_app;Password=$app_password"
+    if [[ -n "$use_pgbouncer" ]]; then
+        # shellcheck source=lib/pgbouncer.sh
+        source scripts/lib/pgbouncer.sh
+        Database__ConnectionString=$(orders_pgbouncer_start "$port" orders_app "$app_password") || exit 1
+        export Database__ConnectionString
+    fi
 fi
 
 stop() {
@@ -60,6 +77,9 @@ stop() {
         echo "Stopping the API (in-flight requests finish first)..." >&2
         kill -TERM "$server_pid" 2>/dev/null
         wait "$server_pid" 2>/dev/null
+    fi
+    if [[ -n "$use_pgbouncer" ]]; then
+        orders_pgbouncer_stop
     fi
     if [[ -n "$started_postgres" && -z "${ORDERS_KEEP_POSTGRES:-}" ]]; then
         orders_pg_stop
