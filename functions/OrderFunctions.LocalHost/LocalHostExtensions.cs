@@ -41,10 +41,9 @@ public static class LocalHostExtensions
             if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentLength is null
                 && context.GetEndpoint() is null or { DisplayName: "405 HTTP Method Not Supported" })
             {
-                var response = context.Response.StatusCode == 405
-                    ? ApiResponse.Error(ErrorCodes.MethodNotAllowed, $"{context.Request.Method} is not allowed on {context.Request.Path}")
-                    : ApiResponse.Error(ErrorCodes.NotFound, $"no route {context.Request.Path}");
-                await WriteAsync(context, response);
+                // Core decides 404 or 405 and words it, as for the Functions app's catch-all function.
+                var endpoints = context.RequestServices.GetRequiredService<OrderApi>().Endpoints;
+                await WriteAsync(context, UnmatchedRoute.Answer(endpoints, context.Request.Method, context.Request.Path.Value ?? "/"));
             }
         });
 
@@ -64,7 +63,8 @@ public static class LocalHostExtensions
     {
         Method = context.Request.Method,
         RouteValues = context.Request.RouteValues.ToDictionary(v => v.Key, v => Convert.ToString(v.Value, System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        Query = context.Request.Query.ToDictionary(q => q.Key, q => (IReadOnlyList<string>)q.Value.Select(v => v ?? "").ToArray()),
+        // Core's one reading of the raw query, the same the Functions app uses.
+        Query = QueryParameters.Parse(context.Request.QueryString.Value),
         Headers = context.Request.Headers.ToDictionary(h => h.Key, h => (string?)h.Value ?? "", StringComparer.OrdinalIgnoreCase),
         Body = context.Request.Body,
     };
