@@ -3,6 +3,8 @@ using Microsoft.Extensions.Primitives;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
+using OpenTelemetry.Trace;
 
 namespace OrderFunctions.LocalHost;
 
@@ -21,6 +23,15 @@ public static class LocalHostExtensions
         // One line per request from ASP.NET itself is noise next to the API's own logs.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddOrderFunctions(builder.Configuration);
+        // The same traces as the Functions app: a request span per call (ASP.NET Core's here, the invocation's there),
+        // Npgsql's spans beneath it, exported where the OTLP / Application Insights settings say.
+        if (OrderTelemetry.IsEnabled(builder.Configuration))
+        {
+            builder.Services.AddOpenTelemetry()
+                .WithTracing(tracing => tracing.AddAspNetCoreInstrumentation())
+                .AddOrderFunctionsTracing(builder.Configuration);
+        }
+
         builder.Services.Configure<KestrelServerOptions>(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = RequestBody.MaxBytes;
