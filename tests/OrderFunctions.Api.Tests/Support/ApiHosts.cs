@@ -1,4 +1,5 @@
-using System.Text.Json;
+using OrderFunctions.Testing;
+using OrderFunctions.Testing.FunctionsHost;
 
 namespace OrderFunctions.Api.Tests.Support;
 
@@ -20,9 +21,7 @@ public static class ApiHosts
     public static ApiHost Current { get; } = Parse(Environment.GetEnvironmentVariable(Variable));
 
     /// <summary>The host's own request body limit, the value local.settings.sample.json documents (and Bicep sets).</summary>
-    public static string RequestBodySizeLimit => BodySizeLimit.Value;
-
-    private static readonly Lazy<string> BodySizeLimit = new(() => ReadSampleSetting("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"));
+    public static string RequestBodySizeLimit => RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting);
 
     private static ApiHost Parse(string? value) => value?.Trim().ToLowerInvariant() switch
     {
@@ -30,21 +29,6 @@ public static class ApiHosts
         "functions" => ApiHost.Functions,
         _ => throw new InvalidOperationException($"{Variable}={value}: use 'local' (LocalHost) or 'functions' (the Functions worker)"),
     };
-
-    private static string ReadSampleSetting(string name)
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            var sample = Path.Combine(directory.FullName, "local.settings.sample.json");
-            if (File.Exists(sample))
-            {
-                using var document = JsonDocument.Parse(File.ReadAllText(sample));
-                return document.RootElement.GetProperty("Values").GetProperty(name).GetString()!;
-            }
-        }
-
-        throw new InvalidOperationException($"no local.settings.sample.json above {AppContext.BaseDirectory}");
-    }
 }
 
 /// <summary>A fact that applies to one host only; on the other it is reported as skipped, with the reason.</summary>
