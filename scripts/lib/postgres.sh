@@ -55,7 +55,8 @@ orders_pg_bindir() {
 # Runs a command as the server's OS user: `postgres` when we are root, ourselves otherwise.
 _orders_pg_as_server_user() {
     if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        # From /: the caller's directory may be closed to the server user (every path given is absolute).
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
