@@ -4,6 +4,8 @@ using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
+using OpenTelemetry.Trace;
 
 namespace OrderFunctions.LocalHost;
 
@@ -22,6 +24,15 @@ public static class LocalHostExtensions
         // One line per request from ASP.NET itself is noise next to the API's own logs.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddOrderFunctions(builder.Configuration);
+        // The same traces as the Functions app: a request span per call (ASP.NET Core's here, the invocation's there),
+        // Npgsql's spans beneath it, exported where the OTLP / Application Insights settings say.
+        if (OrderTelemetry.IsEnabled(builder.Configuration))
+        {
+            builder.Services.AddOpenTelemetry()
+                .WithTracing(tracing => tracing.AddAspNetCoreInstrumentation())
+                .AddOrderFunctionsTracing(builder.Configuration);
+        }
+
         builder.Services.Configure<KestrelServerOptions>(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = RequestBody.MaxBytes;
@@ -43,10 +54,9 @@ public static class LocalHostExtensions
             if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentLength is null
                 && context.GetEndpoint() is null or { DisplayName: "405 HTTP Method Not Supported" })
             {
-                var response = context.Response.StatusCode == 405
-                    ? ApiResponse.Error(ErrorCodes.MethodNotAllowed, $"{context.Request.Method} is not allowed on {context.Request.Path}")
-                    : ApiResponse.Error(ErrorCodes.NotFound, $"no route {context.Request.Path}");
-                await WriteAsync(context, response);
+                // Core decides 404 or 405 and words it, as for the Functions app's catch-all function.
+                var endpoints = context.RequestServices.GetRequiredService<OrderApi>().Endpoints;
+                await WriteAsync(context, UnmatchedRoute.Answer(endpoints, context.Request.Method, context.Request.Path.Value ?? "/"));
             }
         });
 
@@ -79,7 +89,8 @@ public static class LocalHostExtensions
     {
         Method = context.Request.Method,
         RouteValues = context.Request.RouteValues.ToDictionary(v => v.Key, v => Convert.ToString(v.Value, System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        Query = context.Request.Query.ToDictionary(q => q.Key, q => (IReadOnlyList<string>)q.Value.Select(v => v ?? "").ToArray()),
+        // Core's one reading of the raw query, the same the Functions app uses.
+        Query = QueryParameters.Parse(context.Request.QueryString.Value),
         Headers = context.Request.Headers.ToDictionary(h => h.Key, h => (string?)h.Value ?? "", StringComparer.OrdinalIgnoreCase),
         Body = context.Request.Body,
     };

@@ -164,7 +164,7 @@ public sealed class EntraTokenTests(EntraFixture entra) : IClassFixture<EntraFix
     {
         var oid = await entra.NewTraderAsync(100m);
         await using var authority = await LoopbackOidcAuthority.StartAsync();
-        await using var host = new LocalHostFactory(entra.AppConnectionString, EntraFixture.AzureAuthSettings(authority));
+        await using var host = await TestApiHost.StartAsync(entra.AppConnectionString, EntraFixture.AzureAuthSettings(authority));
         using var client = host.CreateClient();
         (await EntraFixture.SendWithAsync(client, HttpMethod.Get, "/api/accounts/me", authority.UserToken(oid))).AssertSuccess(200);
 
@@ -182,7 +182,7 @@ public sealed class EntraTokenTests(EntraFixture entra) : IClassFixture<EntraFix
     {
         var oid = await entra.NewTraderAsync(100m);
         await using var authority = await LoopbackOidcAuthority.StartAsync();
-        await using var host = new LocalHostFactory(entra.AppConnectionString, EntraFixture.AzureAuthSettings(authority));
+        await using var host = await TestApiHost.StartAsync(entra.AppConnectionString, EntraFixture.AzureAuthSettings(authority));
         using var client = host.CreateClient();
         (await EntraFixture.SendWithAsync(client, HttpMethod.Get, "/api/accounts/me", authority.UserToken(oid))).AssertSuccess(200);
 
@@ -207,7 +207,7 @@ public sealed class EntraTokenTests(EntraFixture entra) : IClassFixture<EntraFix
         var token = authority.UserToken(oid);
         var settings = EntraFixture.AzureAuthSettings(authority);
         await authority.DisposeAsync();
-        await using var host = new LocalHostFactory(entra.AppConnectionString, settings);
+        await using var host = await TestApiHost.StartAsync(entra.AppConnectionString, settings);
         using var client = host.CreateClient();
 
         var result = await EntraFixture.SendWithAsync(client, HttpMethod.Get, "/api/accounts/me", token);

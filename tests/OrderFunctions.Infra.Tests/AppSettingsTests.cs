@@ -14,6 +14,9 @@ public sealed class AppSettingsTests
         ["FUNCTIONS_WORKER_RUNTIME"] = "Flex Consumption takes the worker runtime from functionAppConfig.runtime and rejects this setting",
         ["AzureWebJobsStorage"] = "the host reaches its storage by identity: AzureWebJobsStorage__accountName, __credential and __clientId replace the connection string",
         ["ArchiveStorage__ConnectionString"] = "the archive is reached by identity through ArchiveStorage__serviceUri; the account has no shared key to put in a connection string",
+        ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "a local OpenTelemetry collector; in Azure traces go to Application Insights through APPLICATIONINSIGHTS_CONNECTION_STRING",
+        ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "the protocol of that local collector",
+        ["OTEL_TRACES_EXPORTER"] = "console export for a developer's terminal",
     };
 
     public static TheoryData<string> SampleSettings => [.. SampleKeys().Where(k => !NotInAzure.ContainsKey(k))];

@@ -5,6 +5,7 @@ using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
 
 namespace OrderFunctions.Core.Api;
 
@@ -120,6 +121,12 @@ public sealed partial class OrderApi
             }
 
             caller = validated;
+            OrderTelemetry.TagTrader(validated.UserId);
+        }
+
+        if (endpoint.Route.StartsWith(Routes.Orders + "/", StringComparison.Ordinal) && Guid.TryParse(request.RouteValue("id"), out var orderId))
+        {
+            OrderTelemetry.TagOrder(orderId);
         }
 
         return await endpoint.Handle(new ApiContext(request, caller, cancellationToken));

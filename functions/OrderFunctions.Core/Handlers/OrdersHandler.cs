@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
 
 namespace OrderFunctions.Core.Handlers;
 
@@ -35,6 +36,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             },
             Repeatable.Yes, context.CancellationToken);
 
+        OrderTelemetry.TagOrder(envelope);
         return Idempotency.Respond(envelope);
     }
 

@@ -27,6 +27,7 @@ public static class ErrorCodes
     public const string ServiceUnavailable = "SERVICE_UNAVAILABLE";
     public const string Timeout = "TIMEOUT";
     public const string InternalError = "INTERNAL_ERROR";
+    public const string LengthRequired = "LENGTH_REQUIRED";
 
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
@@ -54,6 +55,7 @@ public static class ErrorCodes
         [ServiceUnavailable] = (503, "The service is unavailable"),
         [Timeout] = (504, "The operation timed out"),
         [InternalError] = (500, "Internal error"),
+        [LengthRequired] = (411, "The request body needs a Content-Length"),
     };
 
     public static IEnumerable<string> All => Known.Keys;

@@ -41,6 +41,15 @@ public static class RequestBody
             return (null, ApiResponse.Error(ErrorCodes.UnsupportedMediaType, "Content-Type: " + message, FieldErrors("Content-Type", message)));
         }
 
+        // The Azure Functions host forwards a body only when Content-Length announces it: a chunked body reaches the
+        // app empty. Both hosts refuse it by name, so it never reads as "no body" on one and works on the other.
+        if (request.Header("Content-Length") is null
+            && (request.Header("Transfer-Encoding") ?? "").Contains("chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            const string message = "is required: a chunked body (Transfer-Encoding: chunked) does not reach the Azure Functions app";
+            return (null, ApiResponse.Error(ErrorCodes.LengthRequired, "Content-Length " + message, FieldErrors("Content-Length", message)));
+        }
+
         if (long.TryParse(request.Header("Content-Length"), out var declared) && declared > MaxBytes)
         {
             return (null, TooLarge());

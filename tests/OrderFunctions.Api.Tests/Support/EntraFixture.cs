@@ -6,7 +6,7 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Api.Tests.Support;
 
 /// <summary>
-/// LocalHost configured as Azure configures it (Auth__Authority, Auth__TraderIdClaim=oid,
+/// The host of this run (LocalHost or the Functions worker) configured as Azure configures it (Auth__Authority, Auth__TraderIdClaim=oid,
 /// Auth__RequiredScope=Orders.Trade) against a <see cref="LoopbackOidcAuthority"/> of its own, on a database of its
 /// own, with the standard instruments upserted by an app-only admin token.
 /// </summary>
@@ -14,15 +14,13 @@ public class EntraFixture : DatabaseFixture
 {
     public static readonly Guid AutomationObjectId = Guid.Parse("a0a0a0a0-0000-4000-8000-0000000000a1");
 
-    private LocalHostFactory? _factory;
+    private TestApiHost? _host;
     private HttpClient? _client;
 
     public LoopbackOidcAuthority Authority { get; private set; } = null!;
 
     /// <summary>An app-only token of the automation's service principal, assigned the orders.admin app role.</summary>
     public string AdminToken { get; private set; } = "";
-
-    public LocalHostFactory Factory => _factory ?? throw new InvalidOperationException("the fixture is not initialized");
 
     /// <summary>The settings Azure gives the app (infra/main.bicep), pointing at the loopback authority.</summary>
     public static Dictionary<string, string> AzureAuthSettings(LoopbackOidcAuthority authority) => new(StringComparer.Ordinal)
@@ -42,17 +40,17 @@ public class EntraFixture : DatabaseFixture
         await base.InitializeAsync();
         Authority = await LoopbackOidcAuthority.StartAsync();
         AdminToken = Authority.AppToken(AutomationObjectId, roles: new[] { "orders.admin" });
-        _factory = new LocalHostFactory(AppConnectionString, AzureAuthSettings(Authority));
-        _client = _factory.CreateClient();
+        _host = await TestApiHost.StartAsync(AppConnectionString, AzureAuthSettings(Authority));
+        _client = _host.CreateClient();
         (await SendAsync(HttpMethod.Put, "/api/admin/instruments", AdminToken, new { instruments = TestInstruments.All })).AssertSuccess(200);
     }
 
     public override async Task DisposeAsync()
     {
         _client?.Dispose();
-        if (_factory is not null)
+        if (_host is not null)
         {
-            await _factory.DisposeAsync();
+            await _host.DisposeAsync();
         }
 
         if (Authority is not null)

@@ -1,4 +1,6 @@
 using OrderFunctions.Testing;
+using OrderFunctions.Testing.FunctionsHost;
+using OrderFunctions.Core;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Claims;
@@ -15,7 +17,10 @@ using OrderFunctions.Reliability.Tests.Support;
 
 namespace OrderFunctions.Reliability.Tests.Fuzzing;
 
-/// <summary>LocalHost on its own database, and the one fuzz run its test class judges (started by the first test to ask).</summary>
+/// <summary>
+/// LocalHost on its own database, the real Functions worker (under the worker test host) on the same database and
+/// settings, and the one fuzz run its test class judges (started by the first test to ask).
+/// </summary>
 public sealed class FuzzRunFixture : LocalHostFixture
 {
     private readonly Lazy<Task<FuzzRun>> _run;
@@ -23,6 +28,42 @@ public sealed class FuzzRunFixture : LocalHostFixture
     public FuzzRunFixture() => _run = new Lazy<Task<FuzzRun>>(() => FuzzRun.ExecuteAsync(this));
 
     public Task<FuzzRun> Run => _run.Value;
+
+    public FunctionsWorkerHost Worker { get; private set; } = null!;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        Worker = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions
+        {
+            Settings = new Dictionary<string, string>
+            {
+                ["Database__ConnectionString"] = AppConnectionString,
+                ["Database__MaxRetries"] = "3",
+                ["Auth__Issuer"] = Auth.Issuer,
+                ["Auth__Audience"] = Auth.Audience,
+                ["Auth__SigningKey"] = Auth.SigningKey,
+                ["Auth__Authority"] = "",
+                ["ArchiveStorage__ConnectionString"] = "",
+                [Schedules.OrphanScanSetting] = Schedules.OrphanScanDefault,
+                [Schedules.AuditRetentionSetting] = Schedules.AuditRetentionDefault,
+                [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
+                ["Logging__LogLevel__Default"] = "Warning",
+            },
+            // The worker's warnings stay in its log, replayed by the tests that explain a failure.
+            Output = _ => { },
+        });
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (Worker is not null)
+        {
+            await Worker.DisposeAsync();
+        }
+
+        await base.DisposeAsync();
+    }
 }
 
 /// <summary>The database's shape as one row: counts, sums and digests of every table an API call may write.</summary>
@@ -53,20 +94,38 @@ public sealed record DatabaseSnapshot(
 }
 
 /// <summary>One fuzzed request and what came back.</summary>
-public sealed record FuzzResult(int Index, FuzzRequest Request, int Status, string? MediaType, string Body, bool Replayed, Exception? Exception,
+public sealed record FuzzResult(int Index, string Host, FuzzRequest Request, int Status, string? MediaType, string Body, bool Replayed, Exception? Exception,
     string? UnexplainedChange)
 {
+    public const string LocalHost = "LocalHost";
+    public const string Functions = "Functions worker";
+
+    /// <summary>
+    /// Refused by the Functions host before the app sees it, as in Azure: an empty 400 from its HTTP server for a header
+    /// no server accepts, or, for a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, the host's empty 500 (or, when the
+    /// server answers before the client has sent it all, the connection closed under the upload).
+    /// </summary>
+    public bool RefusedByHttpServer => Host == Functions && Body.Length == 0
+        && ((Status == 400 && Request.HasHeaderValueKestrelRefuses)
+            || (Request.Body?.Length > BodySizeLimit && (Status == 500 || Exception is HttpRequestException)));
+
+    private static readonly long BodySizeLimit = long.Parse(RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting), CultureInfo.InvariantCulture);
+
     public override string ToString() =>
-        $"#{Index} {Request}\n  -> {(Exception is not null ? Exception.GetType().Name + ": " + Exception.Message : $"{Status} {MediaType} {(Body.Length > 400 ? Body[..400] + "..." : Body)}")}";
+        $"#{Index} [{Host}] {Request}\n  -> {(Exception is not null ? Exception.GetType().Name + ": " + Exception.Message : $"{Status} {MediaType} {(Body.Length > 400 ? Body[..400] + "..." : Body)}")}";
 }
 
 /// <summary>
-/// Thousands of mutated requests against LocalHost, one at a time, each between two snapshots of the database
-/// so any change is attributed to exactly one request. Reproduce a run with ORDERS_FUZZ_SEED.
+/// Thousands of mutated requests, one at a time, each between two snapshots of the database so any change is
+/// attributed to exactly one request: every <see cref="FunctionsShare"/>th goes to the Functions worker, the rest to
+/// LocalHost, both on the same database. Reproduce a run with ORDERS_FUZZ_SEED.
 /// </summary>
 public sealed class FuzzRun
 {
     public const int Requests = 3000;
+
+    /// <summary>One request in this many goes to the Functions worker.</summary>
+    public const int FunctionsShare = 4;
 
     public static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("ORDERS_FUZZ_SEED"), out var seed) ? seed : 424_242;
 
@@ -87,9 +146,14 @@ public sealed class FuzzRun
 
     public string ConnectionString { get; }
 
-    public static async Task<FuzzRun> ExecuteAsync(LocalHostFixture host)
+    public static async Task<FuzzRun> ExecuteAsync(FuzzRunFixture host)
     {
         using var client = host.Factory.CreateClient();
+        // Header values go out as UTF-8 bytes, so a non-ASCII value reaches the server (which decides) instead of failing in the client.
+        using var worker = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8 })
+        {
+            BaseAddress = host.Worker.BaseAddress,
+        };
         var context = await ArrangeAsync(client, host);
         var mutator = new RequestMutator(context, new Random(Seed));
         // The snapshot runs 3001 times: prepared once, it is planned once.
@@ -102,9 +166,11 @@ public sealed class FuzzRun
         for (var i = 0; i < Requests; i++)
         {
             var request = mutator.Next();
-            var (status, mediaType, body, replayed, exception) = await SendAsync(client, request);
+            var toWorker = i % FunctionsShare == FunctionsShare - 1;
+            var (status, mediaType, body, replayed, exception) = await SendAsync(toWorker ? worker : client, request);
             var after = await connection.QuerySingleAsync<DatabaseSnapshot>(DatabaseSnapshot.Sql);
-            results.Add(new FuzzResult(i, request, status, mediaType, body, replayed, exception, Judge(status, body, replayed, before, after)));
+            results.Add(new FuzzResult(i, toWorker ? FuzzResult.Functions : FuzzResult.LocalHost, request, status, mediaType, body, replayed, exception,
+                Judge(status, body, replayed, before, after)));
             before = after;
         }
 
