@@ -410,9 +410,6 @@ module functionApp 'modules/function-app.bicep' = {
       // DefaultAzureCredential (database tokens, archive blobs) picks the user-assigned identity by this.
       AZURE_CLIENT_ID: identity.outputs.clientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
-      // The host buffers a whole request body before the worker sees it (100 MB by default); the API takes 64 KiB.
-      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '1048576'
-
       // Port 6432 is the built-in PgBouncer. No password: the app signs in with an Entra token of its
       // identity, whose name is its database role. No Reset On Close: under transaction pooling the
       // server connection is not the client's to reset.
