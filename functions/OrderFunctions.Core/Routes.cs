@@ -21,6 +21,8 @@ public static class Routes
     public const string AdminDeposits = "api/admin/accounts/{userId}/deposits";
     public const string AdminPositionsSync = "api/admin/positions/sync";
     public const string AdminMaintenance = "api/admin/maintenance/{job}";
+    public const string PositionById = "api/positions/{id}";
+    public const string AdminPrices = "api/admin/prices";
 }
 
 /// <summary>Names of the timer jobs and the settings that hold their CRON schedules (NCRONTAB, six fields).</summary>

@@ -11,7 +11,8 @@ namespace OrderFunctions.Db.Tests;
 public sealed class IntegrityTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] CheckNames =
-        ["order_state", "fill_matches_order", "position_link", "audit_matches_order", "execution_log", "hash_chain", "audit_chain", "account_matches_ledger"];
+        ["order_state", "fill_matches_order", "position_link", "audit_matches_order", "execution_log", "hash_chain", "audit_chain", "account_matches_ledger",
+         "write_off_matches_order"];
 
     private readonly Trading _trading = new(database);
 

@@ -18,7 +18,7 @@ public sealed class OrphanScanJobTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 
-    private OrphanScanJob Job() => new(_db.Orders, Settings, NullLogger<OrphanScanJob>.Instance);
+    private OrphanScanJob Job() => new(_db.Orders, Settings, _db.Risk(), NullLogger<OrphanScanJob>.Instance);
 
     [Fact]
     public async Task Orphan_scan_fails_and_audits_an_order_stuck_in_executing_past_the_threshold()
@@ -196,7 +196,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.True((bool?)rollback["success"], rollback.ToJsonString());
 
         // Act
-        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
+        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
 
         // Assert
         Assert.Equal(JobRun.Succeeded, run.Status);
