@@ -204,7 +204,7 @@ BEGIN
     END IF;
 
     FOR v_item IN
-        SELECT x.symbol, x.price, (e.n - 1)::integer AS item_index, count(*) OVER (PARTITION BY x.symbol) AS copies,
+        SELECT x.symbol, x.price, (e.n - 1)::integer AS item_index, row_number() OVER (PARTITION BY x.symbol ORDER BY e.n) AS copies,
                i.tick_size, i.symbol IS NOT NULL AS known
         FROM jsonb_array_elements(p_prices) WITH ORDINALITY AS e(item, n)
         CROSS JOIN LATERAL jsonb_to_record(e.item) AS x(symbol text, price numeric)
