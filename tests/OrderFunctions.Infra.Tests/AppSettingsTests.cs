@@ -78,6 +78,14 @@ public sealed class AppSettingsTests
         Assert.NotEqual("", settings["Auth__Authority"]);
     }
 
+    [Fact]
+    public void Every_setting_the_app_reads_is_in_the_sample()
+    {
+        var missing = OrderFunctions.Core.Configuration.OrderFunctionsSettings.Keys.Except(SampleKeys()).ToList();
+
+        Assert.True(missing.Count == 0, $"read by the app but missing from local.settings.sample.json: {string.Join(", ", missing)}");
+    }
+
     private static IEnumerable<string> SampleKeys()
     {
         var sample = JsonNode.Parse(File.ReadAllText(Repo.SettingsSample))!;
