@@ -80,6 +80,7 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
                 PlaceOrder order => await PlaceOrderAsync(db, user, model, scenario, symbols, sent, order, $"{tag}-K{i}"),
                 MovePrice move => await MovePriceAsync(db, user, model, scenario, symbols, move),
                 Tick tick => await TickAsync(db, user, model, scenario, symbols, tick),
+                Adverse adverse => await AdverseAsync(db, user, model, scenario, symbols, adverse),
                 SetStops stops => await SetStopsAsync(db, user, model, stops),
                 Deposit deposit => await DepositAsync(db, user, model, deposit),
                 Rollback rollback => await RollbackAsync(db, user, model, rollback),
@@ -289,6 +290,17 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
         model.SetPrice(instrument.Terms.Symbol, price, instrument.Tradable);
         var what = string.Create(CultureInfo.InvariantCulture, $"feed: {instrument.Terms.Symbol} at {Money.Text(price)}");
         return what + await RiskEngineAsync(db, user, model, scenario, symbols, instrument.Terms.Symbol, what);
+    }
+
+    private async Task<string> AdverseAsync(TradingDatabase db, Guid user, TradingModel model, Scenario scenario, string[] symbols, Adverse step)
+    {
+        if (model.Positions.LastOrDefault(p => p.Status == "open") is not { } position)
+        {
+            return "no open position to move against";
+        }
+
+        var index = Array.IndexOf(symbols, position.Symbol);
+        return await TickAsync(db, user, model, scenario, symbols, new Tick(index, position.Side == "long" ? -step.BasisPoints : step.BasisPoints));
     }
 
     /// <summary>The instrument and its price moved by basis points, to the nearest tick, never below one tick.</summary>

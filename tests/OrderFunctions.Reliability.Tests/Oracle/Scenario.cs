@@ -58,6 +58,9 @@ internal sealed record MovePrice(int Instrument, int BasisPoints, bool Tradable)
 /// <summary>A price feed's update (PUT /api/admin/prices) of the instrument by BasisPoints, to the nearest tick.</summary>
 internal sealed record Tick(int Instrument, int BasisPoints) : Step;
 
+/// <summary>A feed's price that moves BasisPoints against the latest open position (a long's instrument down): stop-outs and gaps.</summary>
+internal sealed record Adverse(int BasisPoints) : Step;
+
 /// <summary>
 /// PATCH /api/positions/{id} of the position number Pick: a stop-loss StopTicks ticks on its loss side of the current
 /// price (null: clear it) when SetStop, a take-profit ProfitTicks ticks on its profit side (null: clear) when SetProfit.
@@ -166,6 +169,7 @@ internal static class Scenarios
         (60, (IGen<Step>)Order),
         (10, Move),
         (10, PriceTick),
+        (5, Gen.Int[50, 2500].Select(basisPoints => (Step)new Adverse(basisPoints))),
         (6, Patch),
         (5, Gen.Int[1, 10_000_000].Select(cents => (Step)new Deposit(cents))),
         (12, Gen.Frequency((4, Gen.Const(0)), (2, Gen.Int[1, 3]), (1, Gen.Int[0, 1000])).Select(pick => (Step)new Rollback(pick))),
