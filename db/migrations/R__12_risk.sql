@@ -65,29 +65,37 @@ $$;
 
 -- Write-offs that do not agree with the rest of the books (the integrity check and the orphan scan's ledger
 -- reconciliation): an order whose net write-off entries are not its write_off while it stands executed (nor 0
--- once rolled back), an order whose balance_delta is not realized_pnl - commission + write_off, and a write-off
--- whose transaction did not leave the balance at 0 (a write-off is only ever the part a zero balance could not pay).
+-- once rolled back), an order with a write-off whose balance_delta is not realized_pnl - commission + write_off,
+-- and a write-off whose transaction did not leave the balance at 0 (a write-off is only ever the part a zero
+-- balance could not pay). It reads the write_offs ledger and the orders that wrote something off
+-- (orders_write_off_idx), never the whole orders table.
 CREATE OR REPLACE FUNCTION write_off_mismatches(p_user_id uuid DEFAULT NULL)
     RETURNS TABLE (user_id uuid, order_id uuid, transaction_id uuid, problem text)
     LANGUAGE sql STABLE
     SET search_path = trading, pg_temp
 AS $$
-    SELECT o.user_id, o.id, o.transaction_id,
-           format('write-off entries sum to %s, the order (%s) says %s', trim_scale(coalesce(w.amount, 0)), o.status,
+    WITH owed AS (
+        SELECT o.user_id, o.id, o.transaction_id, o.status, o.write_off, o.balance_delta, o.realized_pnl, o.commission
+        FROM orders o
+        WHERE o.write_off <> 0 AND (p_user_id IS NULL OR o.user_id = p_user_id)
+    ), booked AS (
+        SELECT w.user_id, w.order_id, sum(w.amount) AS amount, min(w.transaction_id::text)::uuid AS transaction_id
+        FROM write_offs w
+        WHERE w.order_id IS NOT NULL AND (p_user_id IS NULL OR w.user_id = p_user_id)
+        GROUP BY w.user_id, w.order_id
+    )
+    SELECT coalesce(o.user_id, b.user_id), coalesce(o.id, b.order_id), coalesce(o.transaction_id, b.transaction_id),
+           format('write-off entries sum to %s, the order (%s) says %s', trim_scale(coalesce(b.amount, 0)), coalesce(o.status, 'without a write-off'),
                   trim_scale(CASE WHEN o.status = 'executed' THEN o.write_off ELSE 0 END))
-    FROM orders o
-    LEFT JOIN LATERAL (SELECT sum(x.amount) AS amount FROM write_offs x WHERE x.user_id = o.user_id AND x.order_id = o.id) w ON true
-    WHERE (p_user_id IS NULL OR o.user_id = p_user_id)
-      AND (o.write_off <> 0 OR w.amount IS NOT NULL)
-      AND coalesce(w.amount, 0) <> CASE WHEN o.status = 'executed' THEN o.write_off ELSE 0 END
+    FROM owed o
+    FULL JOIN booked b ON b.user_id = o.user_id AND b.order_id = o.id
+    WHERE coalesce(b.amount, 0) <> CASE WHEN o.status = 'executed' THEN o.write_off ELSE 0 END
     UNION ALL
     SELECT o.user_id, o.id, o.transaction_id,
            format('balance_delta %s is not realized_pnl %s - commission %s + write_off %s', trim_scale(o.balance_delta),
                   trim_scale(coalesce(o.realized_pnl, 0)), trim_scale(o.commission), trim_scale(o.write_off))
-    FROM orders o
-    WHERE (p_user_id IS NULL OR o.user_id = p_user_id)
-      AND o.status IN ('executed', 'rolled_back')
-      AND o.balance_delta <> coalesce(o.realized_pnl, 0) - o.commission + o.write_off
+    FROM owed o
+    WHERE o.balance_delta IS DISTINCT FROM coalesce(o.realized_pnl, 0) - o.commission + o.write_off
     UNION ALL
     SELECT w.user_id, w.order_id, w.transaction_id, format('write-off %s, but its transaction left the balance at %s', trim_scale(w.amount),
                                                            coalesce(trim_scale(b.balance_after)::text, 'no audit row'))

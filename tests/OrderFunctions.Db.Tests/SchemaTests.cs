@@ -317,17 +317,19 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
     }
 
     [Fact]
-    public async Task Orders_allow_one_executed_system_close_per_position_and_risk_events_one_pending_close_per_position_and_check_per_symbol()
+    public async Task Orders_allow_one_executed_system_close_per_position_index_their_write_offs_and_risk_events_hold_one_close_per_position_and_check_per_symbol()
     {
         var definitions = await NamesAsync(
             """
             SELECT pg_get_indexdef(c.oid) FROM pg_class c
-            WHERE c.relname IN ('orders_one_system_close_per_position', 'risk_events_one_per_position', 'risk_events_one_check_per_symbol')
+            WHERE c.relname IN ('orders_one_system_close_per_position', 'risk_events_one_per_position', 'risk_events_one_check_per_symbol',
+                                'orders_write_off_idx')
               AND c.relnamespace = 'trading'::regnamespace
             """);
 
         Assert.Equal(
             [
+                "CREATE INDEX orders_write_off_idx ON trading.orders USING btree (user_id, id) WHERE (write_off <> (0)::numeric)",
                 "CREATE UNIQUE INDEX orders_one_system_close_per_position ON trading.orders USING btree (user_id, position_id) WHERE ((source = 'system'::text) AND (status = 'executed'::text))",
                 "CREATE UNIQUE INDEX risk_events_one_check_per_symbol ON trading.risk_events USING btree (symbol) WHERE (kind = 'price_moved'::text)",
                 "CREATE UNIQUE INDEX risk_events_one_per_position ON trading.risk_events USING btree (user_id, position_id) WHERE (position_id IS NOT NULL)",
