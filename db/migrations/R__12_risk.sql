@@ -542,10 +542,14 @@ BEGIN
         END IF;
 
         IF v_first.kind = 'price_moved' THEN
+            -- Only accounts with something to close: one below the level whose positions are all halted or unpriced
+            -- would be found again by every batch, and the check would never end.
             v_candidates := ARRAY(
                 SELECT b.user_id
                 FROM accounts_below_margin_level(ARRAY(SELECT DISTINCT p.user_id FROM positions p
                                                        WHERE p.symbol = v_first.symbol AND p.status = 'open'), p_stop_out_level) b(user_id)
+                WHERE EXISTS (SELECT 1 FROM positions p JOIN instruments i ON i.symbol = p.symbol
+                              WHERE p.user_id = b.user_id AND p.status = 'open' AND i.tradable AND i.last_price IS NOT NULL)
                 ORDER BY b.user_id
                 LIMIT p_limit);
             FOR v_closed IN SELECT * FROM liquidate_below(v_candidates, p_stop_out_level) LOOP

@@ -260,6 +260,32 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
     }
 
     [Fact]
+    public async Task A_margin_check_of_accounts_with_nothing_it_may_close_ends_and_closes_nothing()
+    {
+        // Two accounts below the stop-out level at 90, then the instrument is halted before the check runs.
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
+        var users = new List<Guid>();
+        for (var i = 0; i < 2; i++)
+        {
+            var user = await _trading.NewTraderAsync(100m);
+            await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 10m);
+            users.Add(user);
+        }
+
+        await _trading.SetPricesAsync((instrument.Symbol, 90m));
+        await _trading.UpsertAsync(instrument with { LastPrice = null, Tradable = false });
+
+        var batches = await _trading.DrainAsync(limit: 1);
+
+        Assert.Equal(0, batches.Sum(b => (int)b.Decimal("closed.liquidation")));
+        Assert.Equal(0, await QueuedAsync());
+        foreach (var user in users)
+        {
+            Assert.DoesNotContain(await _trading.OrdersAsync(user), o => o.Source == "system");
+        }
+    }
+
+    [Fact]
     public async Task Rollback_of_a_stop_loss_reopens_the_position_exactly_and_a_later_price_closes_it_again()
     {
         // Arrange: closed by its stop at 90.
