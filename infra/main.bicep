@@ -121,6 +121,20 @@ param errorLogRetentionDays int = 90
 param retentionBatchSize int = 5000
 
 // ---------------------------------------------------------------------------------------------
+// Risk (margin levels are equity / used margin: 1.00 = 100 %; Bicep has no decimals, so they are strings)
+
+@description('Margin level below which an account is flagged as in margin call (Risk__MarginCallLevel), e.g. 1.00 = 100 %.')
+param riskMarginCallLevel string = '1.00'
+
+@description('Margin level below which the risk engine liquidates positions, largest loss first, until the level is back (Risk__StopOutLevel); at most the margin call level.')
+param riskStopOutLevel string = '0.50'
+
+@description('Queued stop closes or stopped-out accounts the risk engine handles per transaction (Risk__CloseBatchSize).')
+@minValue(1)
+@maxValue(10000)
+param riskCloseBatchSize int = 500
+
+// ---------------------------------------------------------------------------------------------
 // Audit archive storage
 
 @description('Days each audit archive blob is immutable after it is written. Archived error_log rows are 90+ days old, so 2192 days (6 years) keeps every archived row at least 6 years from its creation.')
@@ -441,6 +455,10 @@ module functionApp 'modules/function-app.bicep' = {
       Maintenance__AuditLogRetentionDays: string(auditLogRetentionDays)
       Maintenance__ErrorLogRetentionDays: string(errorLogRetentionDays)
       Maintenance__RetentionBatchSize: string(retentionBatchSize)
+
+      Risk__MarginCallLevel: riskMarginCallLevel
+      Risk__StopOutLevel: riskStopOutLevel
+      Risk__CloseBatchSize: string(riskCloseBatchSize)
 
       // The archive by identity: a service URI instead of a connection string.
       ArchiveStorage__serviceUri: archiveStorage.outputs.blobEndpoint

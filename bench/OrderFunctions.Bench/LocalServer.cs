@@ -30,7 +30,7 @@ public sealed class LocalServer : IAsyncDisposable
 
     public static AuthSettings Auth { get; } = new() { Issuer = Issuer, Audience = Audience, SigningKey = SigningKey, Authority = "" };
 
-    public static async Task<LocalServer> StartAsync(string appConnectionString, CancellationToken cancellationToken)
+    public static async Task<LocalServer> StartAsync(string appConnectionString, int closeBatchSize, CancellationToken cancellationToken)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -43,6 +43,7 @@ public sealed class LocalServer : IAsyncDisposable
             // Keep the timer jobs out of the measurement window.
             ["ORPHAN_SCAN_SCHEDULE"] = "0 0 0 1 1 *",
             ["AUDIT_RETENTION_SCHEDULE"] = "0 0 0 1 1 *",
+            ["Risk:CloseBatchSize"] = closeBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -56,6 +57,9 @@ public sealed class LocalServer : IAsyncDisposable
     }
 
     public static string Token(Guid userId) => DevTokens.Create(Auth, userId, admin: false, lifetime: TimeSpan.FromHours(4));
+
+    /// <summary>An orders.admin token, for the price feed of the price-tick scenario.</summary>
+    public static string AdminToken() => DevTokens.Create(Auth, Guid.Parse("0a0a0a0a-0000-4000-8000-0000000be4c1"), admin: true, lifetime: TimeSpan.FromHours(4));
 
     public async ValueTask DisposeAsync()
     {

@@ -27,6 +27,8 @@ public static class Routes
     /// <see cref="Api.UnmatchedRoute"/>). LocalHost needs no such route: its routing answers unmatched requests itself.
     /// </summary>
     public const string CatchAll = "{*path}";
+    public const string PositionById = "api/positions/{id}";
+    public const string AdminPrices = "api/admin/prices";
 }
 
 /// <summary>Names of the timer jobs and the settings that hold their CRON schedules (NCRONTAB, six fields).</summary>

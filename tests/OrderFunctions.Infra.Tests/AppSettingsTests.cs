@@ -81,9 +81,24 @@ public sealed class AppSettingsTests
         Assert.NotEqual("", settings["Auth__Authority"]);
     }
 
+    [Fact]
+    public void Every_setting_the_app_reads_is_in_the_sample()
+    {
+        var missing = OrderFunctions.Core.Configuration.OrderFunctionsSettings.Keys.Except(SampleKeys().Concat(SampleHostKeys())).ToList();
+
+        Assert.True(missing.Count == 0, $"read by the app but missing from local.settings.sample.json: {string.Join(", ", missing)}");
+    }
+
     private static IEnumerable<string> SampleKeys()
     {
         var sample = JsonNode.Parse(File.ReadAllText(Repo.SettingsSample))!;
         return sample["Values"]!.AsObject().Select(p => p.Key);
+    }
+
+    // The sample's "Host" section (e.g. Host.CORS) is what `func start` and LocalHost read as Host__<name>.
+    private static IEnumerable<string> SampleHostKeys()
+    {
+        var sample = JsonNode.Parse(File.ReadAllText(Repo.SettingsSample))!;
+        return sample["Host"]?.AsObject().Select(p => "Host__" + p.Key) ?? [];
     }
 }

@@ -21,7 +21,8 @@ public sealed partial class OrderApi
     private readonly Dictionary<string, ApiEndpoint> _byName;
 
     public OrderApi(TokenValidator tokens, OrdersHandler orders, AccountHandler accounts, ListingHandler listings,
-        AdminHandler admin, HealthHandler health, ILogger<OrderApi> logger, OrderFunctionsSettings? settings = null)
+        AdminHandler admin, HealthHandler health, PositionsHandler positions, ILogger<OrderApi> logger,
+        OrderFunctionsSettings? settings = null)
     {
         _tokens = tokens;
         _corsOrigins = new HashSet<string>(settings?.CorsAllowedOrigins ?? [], StringComparer.OrdinalIgnoreCase);
@@ -42,6 +43,8 @@ public sealed partial class OrderApi
             new(EndpointNames.Deposit, "POST", Routes.AdminDeposits, Access.Admin, admin.DepositAsync),
             new(EndpointNames.SyncPositions, "POST", Routes.AdminPositionsSync, Access.Admin, admin.SyncPositionsAsync),
             new(EndpointNames.RunMaintenance, "POST", Routes.AdminMaintenance, Access.Admin, admin.RunMaintenanceAsync),
+            new(EndpointNames.SetPositionStops, "PATCH", Routes.PositionById, Access.Trader, positions.SetStopsAsync),
+            new(EndpointNames.SetPrices, "PUT", Routes.AdminPrices, Access.Admin, admin.SetPricesAsync),
         ];
         _byName = Endpoints.ToDictionary(e => e.Name, StringComparer.Ordinal);
     }

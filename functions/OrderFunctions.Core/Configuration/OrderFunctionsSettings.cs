@@ -14,6 +14,7 @@ public sealed record OrderFunctionsSettings
     public required AuthSettings Auth { get; init; }
     public required MaintenanceSettings Maintenance { get; init; }
     public required ArchiveStorageSettings ArchiveStorage { get; init; }
+    public required RiskSettings Risk { get; init; }
     public required string OrphanScanSchedule { get; init; }
     public required string AuditRetentionSchedule { get; init; }
 
@@ -31,6 +32,7 @@ public sealed record OrderFunctionsSettings
         "Maintenance__RetentionBatchSize",
         "ArchiveStorage__ConnectionString", "ArchiveStorage__serviceUri", "ArchiveStorage__ContainerName",
         Http.Cors.AllowedOriginsSetting.Replace(":", "__", StringComparison.Ordinal),
+        "Risk__MarginCallLevel", "Risk__StopOutLevel", "Risk__CloseBatchSize",
     ];
 
     public static OrderFunctionsSettings Load(IConfiguration configuration)
@@ -68,6 +70,7 @@ public sealed record OrderFunctionsSettings
                 ServiceUri = configuration["ArchiveStorage:serviceUri"] ?? "",
                 ContainerName = NonEmpty(configuration["ArchiveStorage:ContainerName"], "audit-archive"),
             },
+            Risk = LoadRisk(configuration),
             OrphanScanSchedule = NonEmpty(configuration[Schedules.OrphanScanSetting], Schedules.OrphanScanDefault),
             AuditRetentionSchedule = NonEmpty(configuration[Schedules.AuditRetentionSetting], Schedules.AuditRetentionDefault),
             CorsAllowedOrigins = Http.Cors.ParseOrigins(configuration[Http.Cors.AllowedOriginsSetting]),
@@ -75,6 +78,38 @@ public sealed record OrderFunctionsSettings
     }
 
     private static string NonEmpty(string? value, string fallback) => string.IsNullOrWhiteSpace(value) ? fallback : value.Trim();
+
+    private static RiskSettings LoadRisk(IConfiguration c)
+    {
+        var risk = new RiskSettings
+        {
+            MarginCallLevel = Level(c, "Risk:MarginCallLevel", RiskSettings.DefaultMarginCallLevel),
+            StopOutLevel = Level(c, "Risk:StopOutLevel", RiskSettings.DefaultStopOutLevel),
+            CloseBatchSize = Int(c, "Risk:CloseBatchSize", RiskSettings.DefaultCloseBatchSize, 1, 10_000),
+        };
+        return risk.StopOutLevel <= risk.MarginCallLevel
+            ? risk
+            : throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"Setting Risk__StopOutLevel ({risk.StopOutLevel}) must not be above Risk__MarginCallLevel ({risk.MarginCallLevel}): an account is flagged before it is stopped out."));
+    }
+
+    /// <summary>A margin level (equity ÷ used margin, 1.00 = 100 %): above 0, at most 100, at most 8 decimals.</summary>
+    private static decimal Level(IConfiguration c, string key, decimal fallback)
+    {
+        var raw = c[key];
+        if (string.IsNullOrWhiteSpace(raw))
+        {
+            return fallback;
+        }
+
+        if (!decimal.TryParse(raw, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) || value <= 0 || value > 100
+            || decimal.Round(value, 8) != value)
+        {
+            throw new InvalidOperationException($"Setting {key.Replace(":", "__", StringComparison.Ordinal)} must be a margin level above 0 and at most 100 (1.00 = 100 %), not '{raw}'.");
+        }
+
+        return value;
+    }
 
     private static bool Bool(IConfiguration c, string key, bool fallback)
     {
@@ -149,6 +184,25 @@ public sealed record MaintenanceSettings
     public int AuditLogRetentionDays { get; init; } = 2557;
     public int ErrorLogRetentionDays { get; init; } = 90;
     public int RetentionBatchSize { get; init; } = 5000;
+}
+
+/// <summary>
+/// The margin levels (equity ÷ used margin) of the risk rules. Below <see cref="MarginCallLevel"/> an account is
+/// flagged (GET /api/accounts/me); below <see cref="StopOutLevel"/> the risk engine liquidates it, largest loss
+/// first, until it is back at the level. The database stores neither: every call that needs one passes it
+/// (RiskEngine for the stop-out, AccountHandler for the margin call).
+/// </summary>
+public sealed record RiskSettings
+{
+    public const decimal DefaultMarginCallLevel = 1.00m;
+    public const decimal DefaultStopOutLevel = 0.50m;
+    public const int DefaultCloseBatchSize = 500;
+
+    public decimal MarginCallLevel { get; init; } = DefaultMarginCallLevel;
+    public decimal StopOutLevel { get; init; } = DefaultStopOutLevel;
+
+    /// <summary>Queued closes (or stopped-out accounts) the risk engine handles per transaction: the bound on how long a batch holds its locks.</summary>
+    public int CloseBatchSize { get; init; } = DefaultCloseBatchSize;
 }
 
 public sealed record ArchiveStorageSettings

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Risk;
 
 namespace OrderFunctions.Core.Jobs;
 
@@ -14,14 +15,18 @@ namespace OrderFunctions.Core.Jobs;
 /// should have made impossible: orphaned rows, accounts that differ from their ledger or their positions, and
 /// broken audit and execution-log chains. Every check runs even when another fails; findings go to the run
 /// record (one key per check with its rows, plus counts) and the log.
+/// It is also the risk engine's backstop (<see cref="RiskBackstop"/>): it queues the stops that are crossed and the
+/// accounts below the stop-out level at today's prices that no price update acted on, and works that queue.
 /// </summary>
-public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, ILogger<OrphanScanJob> logger)
+public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, RiskEngine risk, ILogger<OrphanScanJob> logger)
     : IMaintenanceJob
 {
     /// <summary>The job's advisory lock key (pg_try_advisory_xact_lock).</summary>
     internal const long LockKey = 0x4F72_6465_7246_0001;
 
     internal const string StuckOrders = "stuck_orders";
+
+    internal const string RiskBackstop = "risk_backstop";
 
     /// <summary>Stuck orders failed per run; the next run takes the rest.</summary>
     private const int StuckOrdersPerRun = 500;
@@ -58,6 +63,8 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         ("balance_audit_chain_breaks", ReportHead + " trading.balance_audit_chain_breaks()" + ReportTail),
         ("margin_mismatches", ReportHead + " trading.margin_mismatches()" + ReportTail),
         ("execution_log_chain_breaks", ReportHead + " trading.execution_log_chain_breaks()" + ReportTail),
+        // Risk: write-offs that disagree with their orders or with the balance they left (R__12).
+        ("write_off_mismatches", ReportHead + " trading.write_off_mismatches()" + ReportTail),
     ];
 
     public string Name => JobNames.OrphanScan;
@@ -71,6 +78,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         var errors = new JsonObject();
 
         var failedOrders = await RunCheckAsync(StuckOrders, findings, counts, errors, () => FailStuckOrdersAsync(errors, cancellationToken), cancellationToken);
+        await RunCheckAsync(RiskBackstop, findings, counts, errors, () => RunRiskBackstopAsync(errors, cancellationToken), cancellationToken);
         var problems = 0L;
         foreach (var (name, sql) in Checks)
         {
@@ -177,6 +185,25 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         return (rows.Count, rows);
     }
 
+    /// <summary>The risk backstop: what it queued and closed. Its count is the positions it closed.</summary>
+    private async Task<(long, JsonArray)> RunRiskBackstopAsync(JsonObject errors, CancellationToken cancellationToken)
+    {
+        var (queued, run) = await risk.BackstopAsync(cancellationToken);
+        var report = run.ToJson();
+        report["queued"] = queued;
+        if (run.Error is not null)
+        {
+            errors[RiskBackstop] = run.Error;
+        }
+
+        if (run.Closed > 0)
+        {
+            LogBackstopClosed(run.Closed);
+        }
+
+        return (run.Closed, new JsonArray(report));
+    }
+
     private string ReasonFor(string status) =>
         string.Create(CultureInfo.InvariantCulture, $"orphan scan: {status} for more than {settings.OrphanThresholdMinutes} minutes");
 
@@ -185,6 +212,9 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Orphan scan could not fail stuck order {OrderId} of {UserId}: {ErrorCode}")]
     private partial void LogOrderNotFailed(Guid orderId, Guid userId, string? errorCode);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Orphan scan's risk backstop closed {Count} position(s) that no price update had acted on")]
+    private partial void LogBackstopClosed(int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Orphan scan check {Check} found {Count} row(s)")]
     private partial void LogFound(string check, long count);

@@ -162,4 +162,18 @@ public class ApiFixture : DatabaseFixture
     /// <summary>Another host of this run's kind on a database of the caller's choice, e.g. one that is unreachable.</summary>
     public static Task<TestApiHost> StartHostAsync(string connectionString, IReadOnlyDictionary<string, string>? overrides = null) =>
         TestApiHost.StartAsync(connectionString, overrides);
+
+    /// <summary>PUT /api/admin/prices for one instrument, as a price feed sends it; returns its data (with data.risk).</summary>
+    public async Task<JsonElement> SetPriceAsync(string symbol, decimal price)
+    {
+        var result = await SendAsync(HttpMethod.Put, "/api/admin/prices", AdminToken, new { prices = new[] { new { symbol, price } } });
+        return result.AssertSuccess(200);
+    }
+
+    /// <summary>An order that must execute with these stops; returns its data.</summary>
+    public async Task<JsonElement> ExecutedOrderWithStopsAsync(string token, string symbol, string side, decimal quantity, decimal? stopLoss, decimal? takeProfit)
+    {
+        var result = await PlaceOrderAsync(token, new { symbol, side, type = "market", quantity, stop_loss = stopLoss, take_profit = takeProfit });
+        return result.AssertSuccess(201);
+    }
 }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Risk;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Jobs.Tests.Support;
@@ -26,6 +27,10 @@ internal sealed class JobsDatabase : IAsyncDisposable
 
     /// <summary>The unit of work the jobs use, on the app login.</summary>
     public OrdersDatabase Orders { get; }
+
+    /// <summary>The risk engine over <see cref="Orders"/>, as the orphan scan's backstop uses it.</summary>
+    public RiskEngine Risk(RiskSettings? settings = null) =>
+        new(Orders, settings ?? new RiskSettings(), TimeProvider.System, NullLogger<RiskEngine>.Instance);
 
     /// <param name="throughPgBouncer">True for the jobs to reach the database through PgBouncer in transaction mode, as in Azure.</param>
     public static async Task<JobsDatabase> CreateAsync(bool throughPgBouncer = false)

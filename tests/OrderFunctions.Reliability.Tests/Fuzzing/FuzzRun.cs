@@ -71,7 +71,7 @@ public sealed record DatabaseSnapshot(
     long Accounts, decimal Balances, decimal UsedMargins, long AccountVersions,
     long Positions, decimal PositionQuantities, long PositionVersions,
     long Fills, long AuditRows, long Strategies, string Instruments,
-    long Orders, long RejectedOrders, string OrderStates, long ExecutionLogs, long MaintenanceRuns)
+    long Orders, long RejectedOrders, string OrderStates, long ExecutionLogs, long MaintenanceRuns, long WriteOffs, long RiskEvents, string Stops)
 {
     public const string Sql = """
         SELECT (SELECT count(*) FROM trading.accounts) AS Accounts,
@@ -89,7 +89,11 @@ public sealed record DatabaseSnapshot(
                (SELECT count(*) FROM trading.orders WHERE status = 'rejected') AS RejectedOrders,
                (SELECT coalesce(sum(hashtext(o.id::text || o.status)), 0)::text FROM trading.orders o WHERE o.status <> 'rejected') AS OrderStates,
                (SELECT count(*) FROM trading.execution_logs) AS ExecutionLogs,
-               (SELECT count(*) FROM trading.maintenance_runs) AS MaintenanceRuns
+               (SELECT count(*) FROM trading.maintenance_runs) AS MaintenanceRuns,
+               (SELECT count(*) FROM trading.write_offs) AS WriteOffs,
+               (SELECT count(*) FROM trading.risk_events) AS RiskEvents,
+               (SELECT coalesce(sum(hashtext(p.id::text || coalesce(p.stop_loss::text, '') || '/' || coalesce(p.take_profit::text, ''))), 0)::text
+                FROM trading.positions p) AS Stops
         """;
 }
 
@@ -270,7 +274,8 @@ public sealed class FuzzRun
             Signed(auth, new Dictionary<string, object> { ["sub"] = trader.ToString(), ["roles"] = new[] { 1, 2 } }, expires: true),
         ];
 
-        return new FuzzContext(symbolA, symbolB, trader, Guid.NewGuid(), order.Guid("order_id"), order.Guid("transaction_id"), traderToken, admin, badTokens);
+        return new FuzzContext(symbolA, symbolB, trader, Guid.NewGuid(), order.Guid("order_id"), order.Guid("transaction_id"), order.Guid("position.id"),
+            traderToken, admin, badTokens);
     }
 
     private static string Unsigned(Guid trader)

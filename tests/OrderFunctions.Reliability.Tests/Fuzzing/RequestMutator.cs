@@ -12,6 +12,7 @@ public sealed record FuzzContext(
     Guid TraderWithoutAccount,
     Guid OrderId,
     Guid TransactionId,
+    Guid PositionId,
     string TraderToken,
     string AdminToken,
     IReadOnlyList<string> BadTokens);
@@ -22,6 +23,9 @@ public sealed record FuzzContext(
 /// </summary>
 public sealed class RequestMutator(FuzzContext context, Random random)
 {
+    /// <summary>How many request templates there are: one or more for every route.</summary>
+    public const int Templates = 17;
+
     private const string RawMarker = "@@raw:";
 
     // Values that replace a JSON value verbatim (some are not valid JSON on purpose).
@@ -63,7 +67,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
 
     public FuzzRequest Next()
     {
-        var request = Template(random.Next(15));
+        var request = Template(random.Next(Templates));
         // A tenth go through untouched, so valid work keeps changing the database between the rejected requests.
         var mutations = random.Next(10) == 0 ? 0 : 1 + random.Next(3);
         for (var i = 0; i < mutations; i++)
@@ -98,6 +102,9 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             11 => ("PUT", "/api/admin/instruments", Instruments(), context.AdminToken, "instruments"),
             12 => ("POST", $"/api/admin/accounts/{context.Trader}/deposits", new JsonObject { ["amount"] = "10.5" }, context.AdminToken, "deposit"),
             13 => ("POST", "/api/admin/positions/sync", Sync(), context.AdminToken, "positions sync"),
+            15 => ("PATCH", $"/api/positions/{context.PositionId}", new JsonObject { ["stop_loss"] = "90", ["take_profit"] = null }, context.TraderToken,
+                "position stops"),
+            16 => ("PUT", "/api/admin/prices", Prices(), context.AdminToken, "prices"),
             _ => ("POST", "/api/admin/maintenance/orphan-scan", null, context.AdminToken, "maintenance"),
         };
         var request = new FuzzRequest { Method = method, Path = path, Template = name };
@@ -457,6 +464,16 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             ["side"] = "long",
             ["quantity"] = "0.5",
             ["avg_entry_price"] = "100",
+        }),
+        ["closing_prices"] = new JsonArray(new JsonObject { ["symbol"] = context.SymbolA, ["price"] = "100" }),
+    };
+
+    private JsonObject Prices() => new()
+    {
+        ["prices"] = new JsonArray(new JsonObject
+        {
+            ["symbol"] = context.SymbolA,
+            ["price"] = (100 + random.Next(-50, 51) / 100m).ToString(CultureInfo.InvariantCulture),
         }),
     };
 }
