@@ -1,7 +1,7 @@
 // OrderFunctions in one resource group: a Flex Consumption function app (.NET 10 isolated worker)
 // running as a user-assigned managed identity, PostgreSQL Flexible Server with Entra sign-in and the
 // built-in PgBouncer, identity-only storage for the host and a WORM container for audit archives,
-// Log Analytics + Application Insights, and optionally a private network.
+// Log Analytics + Application Insights, and a private network (the default).
 // No secret is generated or stored: the app reaches the database and storage as its identity.
 // Deploy: docs/deploy.md.
 
@@ -21,18 +21,18 @@ param location string = resourceGroup().location
 // ---------------------------------------------------------------------------------------------
 // Network
 
-@description('public: the database and storage accounts keep public endpoints (Entra sign-in only, database firewalled). private: the app joins a virtual network and reaches the database and storage through private endpoints only.')
+@description('private (default): the app joins a virtual network and reaches the database and storage through private endpoints only; none of them has a public endpoint. public: the database and storage accounts keep public endpoints (Entra sign-in only), the database admitting only postgresFirewallRules.')
 @allowed([
   'public'
   'private'
 ])
-param networkMode string = 'public'
+param networkMode string = 'private'
 
-@description('networkMode public: client address ranges admitted by the PostgreSQL firewall (e.g. a self-hosted deploy runner or an operator\'s office).')
+@description('networkMode public: the only client address ranges the PostgreSQL firewall admits, named by the deployer (e.g. a self-hosted deploy runner, an operator\'s office, a NAT gateway).')
 param postgresFirewallRules firewallRule[] = []
 
-@description('networkMode public: also admit any Azure service (rule 0.0.0.0). The Flex Consumption app has no fixed outbound address, so without VNet integration it needs this; sign-in still requires an Entra token.')
-param postgresAllowAzureServices bool = true
+@description('networkMode public: also admit any Azure service, every tenant\'s included (rule 0.0.0.0). Off by default and not recommended: use networkMode private. Only for a Flex Consumption app without VNet integration, whose outbound address is not fixed.')
+param postgresAllowAzureServices bool = false
 
 @description('networkMode private: address space of the virtual network.')
 param vnetAddressPrefix string = '10.40.0.0/16'
@@ -45,6 +45,9 @@ param privateEndpointSubnetPrefix string = '10.40.1.0/24'
 
 // ---------------------------------------------------------------------------------------------
 // Function app
+
+@description('Browser origins allowed to call the API (CORS), e.g. https://trade.contoso.com: the Function App\'s platform CORS and Host__CORS. Never \'*\'; empty allows no browser frontend.')
+param corsAllowedOrigins string[] = []
 
 @description('Most instances the function app scales out to. Each holds its own Npgsql pool; the pool size is derived from this so all of them fit in PgBouncer\'s 5000 client connections.')
 @minValue(1)
@@ -73,9 +76,13 @@ param authAuthority string = '${environment().authentication.loginEndpoint}${ten
 @description('Expected iss claim of bearer tokens (Auth__Issuer). Defaults to this tenant\'s Microsoft Entra v2.0 issuer.')
 param authIssuer string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
 
-@description('Expected aud claim of bearer tokens (Auth__Audience): for Entra, the API app registration\'s client id or application id URI.')
+@description('Expected aud claim of bearer tokens (Auth__Audience): for Entra v2 access tokens, the API app registration\'s client id (a GUID).')
 @minLength(1)
 param authAudience string
+
+@description('Delegated scope a trader\'s token must carry in scp (Auth__RequiredScope): the scope the API app registration exposes. App-only tokens have no scp and are never traders.')
+@minLength(1)
+param authRequiredScope string = 'Orders.Trade'
 
 // ---------------------------------------------------------------------------------------------
 // Database access from the app (Database__*)
@@ -118,6 +125,20 @@ param errorLogRetentionDays int = 90
 param retentionBatchSize int = 5000
 
 // ---------------------------------------------------------------------------------------------
+// Risk (margin levels are equity / used margin: 1.00 = 100 %; Bicep has no decimals, so they are strings)
+
+@description('Margin level below which an account is flagged as in margin call (Risk__MarginCallLevel), e.g. 1.00 = 100 %.')
+param riskMarginCallLevel string = '1.00'
+
+@description('Margin level below which the risk engine liquidates positions, largest loss first, until the level is back (Risk__StopOutLevel); at most the margin call level.')
+param riskStopOutLevel string = '0.50'
+
+@description('Queued stop closes or stopped-out accounts the risk engine handles per transaction (Risk__CloseBatchSize).')
+@minValue(1)
+@maxValue(10000)
+param riskCloseBatchSize int = 500
+
+// ---------------------------------------------------------------------------------------------
 // Audit archive storage
 
 @description('Days each audit archive blob is immutable after it is written. Archived error_log rows are 90+ days old, so 2192 days (6 years) keeps every archived row at least 6 years from its creation.')
@@ -125,8 +146,12 @@ param retentionBatchSize int = 5000
 @maxValue(146000)
 param archiveImmutabilityPeriodDays int = 2192
 
-@description('Set to true after the archive policy has been locked; from then on the template no longer writes the policy, which only accepts being extended.')
-param archiveImmutabilityPolicyLocked bool = false
+@description('Locked (default; what SEC 17a-4(f) needs): the release creates the archive container\'s time-based retention policy and locks it (infra/archive-policy.sh), irreversibly. Unlocked: the template writes an unlocked policy, which can be shortened or deleted; allowed only for a test deployment (environmentName starting with test), whose resource group must stay deletable.')
+@allowed([
+  'Locked'
+  'Unlocked'
+])
+param archiveImmutabilityPolicyState string = 'Locked'
 
 @description('Redundancy of the archive storage account.')
 @allowed([
@@ -226,6 +251,14 @@ var tags = {
   environment: environmentName
 }
 var isPrivate = networkMode == 'private'
+
+// Guards a parameter value cannot express: fail() stops the deployment before anything is changed.
+var corsOrigins = contains(corsAllowedOrigins, '*')
+  ? fail('corsAllowedOrigins lists the browser origins allowed to call the API; \'*\' (any origin) is not allowed.')
+  : corsAllowedOrigins
+var archivePolicyState = archiveImmutabilityPolicyState == 'Unlocked' && !startsWith(environmentName, 'test')
+  ? fail('archiveImmutabilityPolicyState Unlocked is only for a test deployment (environmentName starting with test): production archives need a locked policy.')
+  : archiveImmutabilityPolicyState
 var names = {
   identity: 'id-orders-${token}'
   workspace: 'log-orders-${token}'
@@ -300,7 +333,7 @@ module archiveStorage 'modules/archive-storage.bicep' = {
     skuName: archiveStorageSku
     containerName: archiveContainerName
     immutabilityPeriodDays: archiveImmutabilityPeriodDays
-    immutabilityPolicyLocked: archiveImmutabilityPolicyLocked
+    immutabilityPolicyState: archivePolicyState
     appPrincipalId: identity.outputs.principalId
     privateOnly: isPrivate
   }
@@ -384,6 +417,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
     subnetId: isPrivate ? network!.outputs.appSubnetId : ''
+    corsAllowedOrigins: corsOrigins
     // Every key of local.settings.sample.json that means something in Azure
     // (tests/OrderFunctions.Infra.Tests checks that none is forgotten).
     appSettings: {
@@ -394,7 +428,6 @@ module functionApp 'modules/function-app.bicep' = {
       // DefaultAzureCredential (database tokens, archive blobs) picks the user-assigned identity by this.
       AZURE_CLIENT_ID: identity.outputs.clientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
-
       // Port 6432 is the built-in PgBouncer. No password: the app signs in with an Entra token of its
       // identity, whose name is its database role. No Reset On Close: under transaction pooling the
       // server connection is not the client's to reset.
@@ -408,6 +441,17 @@ module functionApp 'modules/function-app.bicep' = {
       Auth__Audience: authAudience
       Auth__SigningKey: ''
       Auth__Authority: authAuthority
+      // Entra's sub is pairwise per application; oid is the user's object id. Trader routes need the scope in scp.
+      Auth__TraderIdClaim: 'oid'
+      Auth__RequiredScope: authRequiredScope
+      Auth__RequireHttpsMetadata: 'true'
+
+      // The platform CORS (siteConfig.cors) answers preflights; the app reads the same origins to expose its headers.
+      Host__CORS: join(corsOrigins, ',')
+
+      // The host buffers a request body up to this many bytes before the worker sees it (100 MB by default). The
+      // API refuses bodies over 64 KiB itself, with a 413 problem document; the host refuses beyond twice that.
+      FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '131072'
 
       ORPHAN_SCAN_SCHEDULE: orphanScanSchedule
       AUDIT_RETENTION_SCHEDULE: auditRetentionSchedule
@@ -416,6 +460,10 @@ module functionApp 'modules/function-app.bicep' = {
       Maintenance__AuditLogRetentionDays: string(auditLogRetentionDays)
       Maintenance__ErrorLogRetentionDays: string(errorLogRetentionDays)
       Maintenance__RetentionBatchSize: string(retentionBatchSize)
+
+      Risk__MarginCallLevel: riskMarginCallLevel
+      Risk__StopOutLevel: riskStopOutLevel
+      Risk__CloseBatchSize: string(riskCloseBatchSize)
 
       // The archive by identity: a service URI instead of a connection string.
       ArchiveStorage__serviceUri: archiveStorage.outputs.blobEndpoint
@@ -453,6 +501,12 @@ output archiveStorageAccountName string = archiveStorage.outputs.name
 
 @description('Name of the audit archive container.')
 output archiveContainerName string = archiveStorage.outputs.containerName
+
+@description('Locked: the release must create and lock the archive policy (infra/archive-policy.sh). Unlocked: the template wrote an unlocked one (test deployments only).')
+output archiveImmutabilityPolicyState string = archivePolicyState
+
+@description('Days each archive blob is immutable; the period the locked policy must have.')
+output archiveImmutabilityPeriodDays int = archiveImmutabilityPeriodDays
 
 @description('Name of the Log Analytics workspace.')
 output logAnalyticsWorkspaceName string = monitoring.outputs.workspaceName

@@ -5,10 +5,16 @@
 using 'main.bicep'
 
 param environmentName = readEnvironmentVariable('ORDERS_ENVIRONMENT', 'prod')
-param networkMode = readEnvironmentVariable('ORDERS_NETWORK_MODE', 'public')
+// Private by default: no public endpoint on the database or the storage accounts.
+param networkMode = readEnvironmentVariable('ORDERS_NETWORK_MODE', 'private')
 
 // Callers' tokens: Microsoft Entra in this tenant (authAuthority/authIssuer default to it).
 param authAudience = readEnvironmentVariable('ORDERS_AUTH_AUDIENCE')
+param authRequiredScope = 'Orders.Trade'
+
+// Browser frontends allowed to call the API, comma-separated (e.g. https://trade.contoso.com).
+var corsOrigins = readEnvironmentVariable('ORDERS_CORS_ALLOWED_ORIGINS', '')
+param corsAllowedOrigins = empty(corsOrigins) ? [] : split(corsOrigins, ',')
 
 // The Entra group (or principal) that administers the server and runs migrations.
 param postgresEntraAdminObjectId = readEnvironmentVariable('ORDERS_PG_ADMIN_OBJECT_ID')
@@ -25,7 +31,7 @@ param postgresZoneRedundantHa = false
 param postgresPasswordAuth = false
 param postgresDatabaseName = 'orders'
 param postgresFirewallRules = []
-param postgresAllowAzureServices = true
+param postgresAllowAzureServices = false
 
 param functionMaximumInstanceCount = 100
 param functionInstanceMemoryMB = 2048
@@ -43,5 +49,6 @@ param errorLogRetentionDays = 90
 param retentionBatchSize = 5000
 
 param archiveImmutabilityPeriodDays = 2192
-param archiveImmutabilityPolicyLocked = bool(readEnvironmentVariable('ORDERS_ARCHIVE_POLICY_LOCKED', 'false'))
+// Locked: SEC 17a-4(f) needs a non-rewriteable, non-erasable medium. Only infra/test.bicepparam unlocks it.
+param archiveImmutabilityPolicyState = 'Locked'
 param archiveStorageSku = 'Standard_GRS'

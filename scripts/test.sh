@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The test command: every test project that builds and runs on a machine without Azure Functions Core
-# Tools, against real PostgreSQL and Azurite (see tests/OrderFunctions.Testing for where they come from).
+# The test command: every test project of the solution, against real PostgreSQL and Azurite (see
+# tests/OrderFunctions.Testing for where they come from), then the API contract tests a second time on the other
+# host: first LocalHost, then the real Functions worker under the worker test host (ORDERS_TEST_HOST=functions).
 #
 #   bash scripts/test.sh [dotnet test options...]     e.g.  bash scripts/test.sh --filter "FullyQualifiedName~Schema"
 #
-# Ends with one line `N passed, N failed, N skipped`, summed over the TRX files of all test projects, and
-# exits non-zero when a test failed, when dotnet test failed (a build error, a crashed test host) or when no
-# test project reported at all.
+# Ends with one line `N passed, N failed, N skipped`, summed over the TRX files of all test projects and both
+# hosts, and exits non-zero when a test failed, when dotnet test failed (a build error, a crashed test host) or
+# when no test project reported at all.
 #
 # Environment:
-#   ORDERS_TEST_TARGET        solution filter, solution or project to test   default OrderFunctions.Local.slnf
+#   ORDERS_TEST_TARGET        solution or project to test                    default OrderFunctions.sln
+#   ORDERS_TEST_API_HOSTS     hosts the API tests run on, in order           default "local functions"
 #   ORDERS_TEST_RESULTS       directory for the TRX files (emptied first)    default TestResults/scripts-test
 #   ORDERS_TEST_HANG_TIMEOUT  kill a test host whose test runs this long     default 15m; empty disables
 #   ORDERS_TEST_POSTGRES, ORDERS_TEST_AZURITE, ORDERS_TEST_DOCKER: see tests/OrderFunctions.Testing
@@ -18,7 +20,9 @@ set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root" || exit 1
 
-target=${ORDERS_TEST_TARGET:-OrderFunctions.Local.slnf}
+target=${ORDERS_TEST_TARGET:-OrderFunctions.sln}
+api_tests=tests/OrderFunctions.Api.Tests/OrderFunctions.Api.Tests.csproj
+read -r -a api_hosts <<<"${ORDERS_TEST_API_HOSTS:-local functions}"
 results=${ORDERS_TEST_RESULTS:-$root/TestResults/scripts-test}
 hang_timeout=${ORDERS_TEST_HANG_TIMEOUT-15m}
 
@@ -40,13 +44,26 @@ fi
 rm -rf "$results"
 mkdir -p "$results"
 
-args=(test "$target" --logger "trx;LogFilePrefix=tests" --results-directory "$results" --verbosity minimal)
+common=(--results-directory "$results" --verbosity minimal)
 if [[ -n "$hang_timeout" ]]; then
-    args+=(--blame-hang-timeout "$hang_timeout" --blame-hang-dump-type none)
+    common+=(--blame-hang-timeout "$hang_timeout" --blame-hang-dump-type none)
 fi
 
-dotnet "${args[@]}" "$@"
+# The whole target on the first API host; then, when the target holds the API tests, those tests again on each
+# further host, with the build the first run made.
+started=$SECONDS
+ORDERS_TEST_HOST=${api_hosts[0]:-local} dotnet test "$target" --logger "trx;LogFilePrefix=tests" "${common[@]}" "$@"
 dotnet_exit=$?
+echo "Test run on the ${api_hosts[0]:-local} host: $((SECONDS - started)) s" >&2
+if [[ "$target" == *.sln || "$target" == *OrderFunctions.Api.Tests* ]]; then
+    for host in "${api_hosts[@]:1}"; do
+        started=$SECONDS
+        ORDERS_TEST_HOST=$host dotnet test "$api_tests" --no-build --logger "trx;LogFilePrefix=api-$host-host" "${common[@]}" "$@"
+        exit_code=$?
+        ((dotnet_exit == 0)) && dotnet_exit=$exit_code
+        echo "API tests on the $host host: $((SECONDS - started)) s" >&2
+    done
+fi
 
 # Sums one attribute of the <Counters> element over every TRX file.
 counter() {
@@ -75,8 +92,9 @@ fi
 if ((failed > 0)); then
     echo "Failed tests:"
     for file in "${trx_files[@]}"; do
+        run=$(basename "$file")
         grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$file" |
-            sed -e 's/.* testName="\([^"]*\)".*/  \1/' -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g'
+            sed -e "s/.* testName=\"\\([^\"]*\\)\".*/  [${run%%_*}] \\1/" -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g'
     done
 fi
 

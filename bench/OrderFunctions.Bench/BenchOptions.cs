@@ -17,6 +17,12 @@ public sealed record BenchOptions
     public int Rounds { get; init; } = 3;
     public int Traders { get; init; } = 64;
     public int Symbols { get; init; } = 4;
+
+    /// <summary>Open positions on one symbol that the price-tick scenario takes through their stops with one price (0: skip it).</summary>
+    public int TickPositions { get; init; } = 10_000;
+
+    /// <summary>Risk__CloseBatchSize of the server: closes per risk-engine transaction.</summary>
+    public int CloseBatchSize { get; init; } = 500;
     public IReadOnlyList<string> Scenarios { get; init; } = Scenario.All;
     public bool Smoke { get; init; }
     public string OutputDirectory { get; init; } = "bench/results";
@@ -30,7 +36,8 @@ public sealed record BenchOptions
     public const string Usage = """
         usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
                                     [--warmup 5] [--first-warmup 20] [--rounds 3] [--traders 64]
-                                    [--scenarios distinct,hot,mixed] [--out bench/results] [--smoke]
+                                    [--scenarios distinct,hot,mixed] [--tick-positions 10000] [--tick-batch 500]
+                                    [--out bench/results] [--smoke]
           --postgres   a superuser connection string (default: $ORDERS_BENCH_POSTGRES, then $ORDERS_PG_CONNECTION as
                        exported by scripts/lib/postgres.sh); the benchmark (re)creates the databases orders_bench
                        and orders_bench_tpcb on that server
@@ -40,6 +47,10 @@ public sealed record BenchOptions
           --rounds     how often the ratio phases (the first scenario, direct execute_order, tpcb-like) run back to
                        back; the machine drifts within minutes, so each ratio is taken within a round and the
                        median round is reported
+          --tick-positions
+                       open positions (each its own account's, one symbol) that one price takes through their stops in
+                       the price-tick scenario, after the others; 0 skips it
+          --tick-batch the server's Risk__CloseBatchSize: closes per risk-engine transaction
           --smoke      a few seconds per phase with 2 clients and one round: proves the harness works, measures nothing
           --verification [--rows 1000000] [--repeats 5]
                        instead: the orphan scan over that many execution-log rows and the integrity route for an
@@ -56,7 +67,7 @@ public sealed record BenchOptions
             options = options with
             {
                 Smoke = true, Clients = 2, Duration = TimeSpan.FromSeconds(2), Warmup = TimeSpan.FromSeconds(0.5), Traders = 4, Rounds = 1,
-                FirstWarmup = TimeSpan.FromSeconds(0.5),
+                FirstWarmup = TimeSpan.FromSeconds(0.5), TickPositions = 50, CloseBatchSize = 20,
             };
         }
 
@@ -74,6 +85,8 @@ public sealed record BenchOptions
                 "--rounds" => options with { Rounds = PositiveInt(Next(), "--rounds") },
                 "--traders" => options with { Traders = PositiveInt(Next(), "--traders") },
                 "--scenarios" => options with { Scenarios = ParseScenarios(Next()) },
+                "--tick-positions" => options with { TickPositions = int.Parse(Next(), NumberStyles.None, CultureInfo.InvariantCulture) },
+                "--tick-batch" => options with { CloseBatchSize = PositiveInt(Next(), "--tick-batch") },
                 "--out" => options with { OutputDirectory = Next() },
                 "--verification" => options with { Verification = true },
                 "--rows" => options with { VerificationRows = PositiveInt(Next(), "--rows") },

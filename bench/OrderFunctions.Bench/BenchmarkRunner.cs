@@ -27,7 +27,8 @@ public static class BenchmarkRunner
         var ratioScenario = options.Scenarios.Contains(Scenario.Distinct) ? Scenario.Distinct : options.Scenarios[0];
         var rounds = new List<RatioRound>();
         var once = new List<ScenarioResult>();
-        await using (var server = await LocalServer.StartAsync(database.AppConnectionString, cancellationToken))
+        PriceTickResult? tick = null;
+        await using (var server = await LocalServer.StartAsync(database.AppConnectionString, options.CloseBatchSize, cancellationToken))
         {
             Console.Error.WriteLine($"bench: LocalHost on {server.Address}");
             var load = new LoadGenerator(server.Address, options, roundTrips);
@@ -50,6 +51,17 @@ public static class BenchmarkRunner
             {
                 Console.Error.WriteLine($"bench: HTTP {scenario}, {options.Clients} clients, {options.Warmup.TotalSeconds:F0} s warm-up + {options.Duration.TotalSeconds:F0} s");
                 once.Add(await load.RunAsync(scenario, options.Warmup, cancellationToken));
+            }
+
+            if (options.TickPositions > 0)
+            {
+                var priceTick = new PriceTick(database, options);
+                Console.Error.WriteLine($"bench: price tick: opening {options.TickPositions} positions on {PriceTick.Symbol}, each with a stop-loss at 95");
+                await priceTick.ArrangeAsync(cancellationToken);
+                Console.Error.WriteLine($"bench: price tick: one price (90) through every stop, {options.CloseBatchSize} closes per transaction");
+                tick = await priceTick.RunAsync(server.Address, cancellationToken);
+                Console.Error.WriteLine(FormattableString.Invariant(
+                    $"bench: price tick: {tick.Closed} closed in {tick.SecondsUntilAllClosed:F2} s ({tick.ClosesPerSecond:F0} closes/s), {tick.Batches} batches, longest {tick.MaxBatchMs:F0} ms"));
             }
         }
 
@@ -77,8 +89,8 @@ public static class BenchmarkRunner
 
         var report = new BenchReport(startedAt, $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}",
             new BenchSettings(options.Clients, options.Duration.TotalSeconds, options.Warmup.TotalSeconds, options.FirstWarmup.TotalSeconds, options.Rounds, options.Traders,
-                options.Symbols, options.Smoke, postgresVersion),
-            scenarios, direct, tpcb, stackRatio, databaseRatio, rounds, targets);
+                options.Symbols, options.Smoke, postgresVersion, options.TickPositions, options.CloseBatchSize),
+            scenarios, direct, tpcb, stackRatio, databaseRatio, rounds, targets, tick);
 
         Directory.CreateDirectory(options.OutputDirectory);
         var stamp = startedAt.ToString("yyyyMMdd-HHmmss", c) + (options.Smoke ? "-smoke" : "");

@@ -31,7 +31,7 @@ public sealed class LocalServer : IAsyncDisposable
 
     public static AuthSettings Auth { get; } = new() { Issuer = Issuer, Audience = Audience, SigningKey = SigningKey, Authority = "" };
 
-    public static async Task<LocalServer> StartAsync(string appConnectionString, CancellationToken cancellationToken,
+    public static async Task<LocalServer> StartAsync(string appConnectionString, int closeBatchSize, CancellationToken cancellationToken,
         IReadOnlyDictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
@@ -42,6 +42,7 @@ public sealed class LocalServer : IAsyncDisposable
             ["Auth:Audience"] = Audience,
             ["Auth:SigningKey"] = SigningKey,
             ["Auth:Authority"] = "",
+            ["Risk:CloseBatchSize"] = closeBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         // Keep the timer jobs out of the measurement window.
         builder.Configuration.AddInMemoryCollection(MaintenanceJobs.All.ToDictionary(j => j.ScheduleSetting.Replace("__", ":", StringComparison.Ordinal),
@@ -63,6 +64,9 @@ public sealed class LocalServer : IAsyncDisposable
     }
 
     public static string Token(Guid userId) => DevTokens.Create(Auth, userId, admin: false, lifetime: TimeSpan.FromHours(4));
+
+    /// <summary>An orders.admin token, for the price feed of the price-tick scenario.</summary>
+    public static string AdminToken() => DevTokens.Create(Auth, Guid.Parse("0a0a0a0a-0000-4000-8000-0000000be4c1"), admin: true, lifetime: TimeSpan.FromHours(4));
 
     public async ValueTask DisposeAsync()
     {

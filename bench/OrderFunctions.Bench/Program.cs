@@ -38,6 +38,9 @@ if (options.Smoke)
         .Concat(report.Scenarios.Where(s => s.Errors > 0).Select(s => $"{s.Scenario}: {s.Errors} errors"))
         .Concat(report.Scenarios.Where(s => Math.Abs(s.RoundTripsPerRequest - 1) > 0.01).Select(s => $"{s.Scenario}: {s.RoundTripsPerRequest:F2} round trips per request"))
         .Concat(new[] { report.ExecuteOrderDirect, report.TpcbLike }.Where(p => p.Tps <= 0 || p.Failed > 0).Select(p => $"pgbench {p.Name}: {p.Tps} tps, {p.Failed} failed"))
+        .Concat(report.PriceTick is { } tick && (tick.Errors.Count > 0 || tick.SystemOrders != tick.Positions)
+            ? [$"price tick: {tick.SystemOrders} of {tick.Positions} positions closed by the system; {string.Join("; ", tick.Errors)}"]
+            : [])
         .ToList();
     foreach (var problem in problems)
     {

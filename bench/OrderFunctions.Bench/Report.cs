@@ -63,6 +63,18 @@ public static class Report
             s.AppendLine(c, $"  {r.Scenario} outcomes: {string.Join(", ", r.Outcomes.Select(o => $"{o.Key} ×{o.Value}"))}");
         }
 
+        if (report.PriceTick is { } tick)
+        {
+            s.AppendLine();
+            s.AppendLine("| price tick | positions | time until all closed | closes/s | requests | risk batches | closes per batch | longest batch | errors |");
+            s.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            s.AppendLine(c, $"| one price through every stop-loss | {tick.Positions} | {tick.SecondsUntilAllClosed:F2} s | {tick.ClosesPerSecond:F0} | {tick.Requests} | {tick.Batches} | {tick.BatchSize} | {tick.MaxBatchMs:F0} ms | {tick.Errors.Count} |");
+            foreach (var error in tick.Errors)
+            {
+                s.AppendLine(c, $"  price tick: {error}");
+            }
+        }
+
         return s.ToString();
     }
 

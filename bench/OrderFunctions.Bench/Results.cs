@@ -69,10 +69,11 @@ public sealed record BenchReport(
     double StackRatio,
     double DatabaseRatio,
     IReadOnlyList<RatioRound> Rounds,
-    IReadOnlyList<TargetCheck> Targets);
+    IReadOnlyList<TargetCheck> Targets,
+    PriceTickResult? PriceTick);
 
 public sealed record BenchSettings(int Clients, double DurationSeconds, double WarmupSeconds, double FirstWarmupSeconds, int Rounds, int Traders, int Symbols, bool Smoke,
-    string PostgresVersion);
+    string PostgresVersion, int TickPositions, int CloseBatchSize);
 
 /// <summary>One round of the ratio phases, run back to back so both ratios compare the machine with itself.</summary>
 public sealed record RatioRound(int Round, ScenarioResult Http, PgBenchResult Direct, PgBenchResult Tpcb)

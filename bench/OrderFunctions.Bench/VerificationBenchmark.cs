@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Dapper;
 using Npgsql;
 using OrderFunctions.Core.Auth;
+using OrderFunctions.Core.Configuration;
 
 namespace OrderFunctions.Bench;
 
@@ -31,7 +32,7 @@ public static class VerificationBenchmark
         Console.WriteLine($"seeded in {seedClock.Elapsed.TotalSeconds:F0} s");
 
         // Long enough for the full-history checks of a scan to finish, so they can be measured at all.
-        await using var server = await LocalServer.StartAsync(database.AppConnectionString, cancellationToken,
+        await using var server = await LocalServer.StartAsync(database.AppConnectionString, RiskSettings.DefaultCloseBatchSize, cancellationToken,
             new Dictionary<string, string?> { ["Database:CommandTimeoutSeconds"] = "600" });
         using var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromMinutes(30) };
         var admin = DevTokens.Create(LocalServer.Auth, Guid.NewGuid(), admin: true, lifetime: TimeSpan.FromHours(4));

@@ -9,6 +9,9 @@ SET LOCAL search_path = trading, pg_catalog;
 -- Equity = balance + unrealized PnL of the open positions at last prices. Writers update positions before
 -- the account, so the positions seen here are the new ones; the change of accounts.realized_pnl is the
 -- unrealized PnL that a close turned into cash, which gives the equity before exactly.
+-- The order is app.order_id; a statement that moves money for many accounts at once (the risk engine's batch
+-- closes, R__12) sets only app.transaction_id, and each account's order is then its one order of that
+-- transaction (orders are UNIQUE (user_id, transaction_id)).
 CREATE OR REPLACE FUNCTION accounts_audit() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -17,6 +20,7 @@ DECLARE
     v_balance_before numeric := 0;
     v_margin_before  numeric := 0;
     v_realized_delta numeric := NEW.realized_pnl;
+    v_transaction    uuid := nullif(current_setting('app.transaction_id', true), '')::uuid;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         v_balance_before := OLD.balance;
@@ -28,8 +32,9 @@ BEGIN
                                    balance_before, balance_after, margin_before, margin_after,
                                    equity_before, equity_after)
     VALUES (NEW.user_id,
-            nullif(current_setting('app.order_id', true), '')::uuid,
-            nullif(current_setting('app.transaction_id', true), '')::uuid,
+            coalesce(nullif(current_setting('app.order_id', true), '')::uuid,
+                     (SELECT o.id FROM trading.orders o WHERE o.user_id = NEW.user_id AND o.transaction_id = v_transaction)),
+            v_transaction,
             coalesce(nullif(current_setting('app.audit_reason', true), ''), 'direct_' || lower(TG_OP) || ' by ' || current_user),
             v_balance_before, NEW.balance, v_margin_before, NEW.used_margin,
             v_balance_before + v_unrealized + v_realized_delta, NEW.balance + v_unrealized);
@@ -104,6 +109,17 @@ CREATE OR REPLACE TRIGGER balance_audit_log_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION reject_history_change();
 CREATE OR REPLACE TRIGGER error_log_no_truncate
     BEFORE TRUNCATE ON error_log
+    FOR EACH STATEMENT EXECUTE FUNCTION reject_history_change();
+
+-- write_offs, the ledger of negative-balance write-offs (V1_4), is kept forever like execution_logs.
+CREATE OR REPLACE TRIGGER write_offs_no_update
+    BEFORE UPDATE ON write_offs
+    FOR EACH ROW EXECUTE FUNCTION reject_history_change();
+CREATE OR REPLACE TRIGGER write_offs_no_delete
+    BEFORE DELETE ON write_offs
+    FOR EACH ROW EXECUTE FUNCTION reject_history_change();
+CREATE OR REPLACE TRIGGER write_offs_no_truncate
+    BEFORE TRUNCATE ON write_offs
     FOR EACH STATEMENT EXECUTE FUNCTION reject_history_change();
 
 -- balance_audit_log and error_log rows may be deleted only by the retention path: in the transaction that

@@ -7,9 +7,15 @@ SET LOCAL search_path = trading, pg_catalog;
 --   same direction (or no position): weighted average entry, used_margin += margin, balance -= commission;
 --   opposite direction: closes min(qty, position) realizing PnL and releasing margin pro rata, and opens
 --   the rest on the other side.
--- Checks: the new balance must not be negative (INSUFFICIENT_BALANCE); an order that opens exposure must
--- leave free margin (equity - used_margin, the existing position marked at the execution price) >= 0
--- (INSUFFICIENT_MARGIN), i.e. free margin before >= margin + commission.
+-- Checks, for an order that opens exposure (a new position, more of one, or the rest of a flip): the new
+-- balance must not be negative (INSUFFICIENT_BALANCE), and free margin (equity - used_margin, the existing
+-- position marked at the execution price) must stay >= 0 (INSUFFICIENT_MARGIN), i.e. free margin before >=
+-- margin + commission. A reduce-only order (it only shrinks or closes a position) is never refused for
+-- balance or margin: a trader can always get out. When its realized loss and commission exceed the balance,
+-- the balance goes to 0 and the shortfall is written off (orders.write_off and a write_offs ledger entry).
+-- stop_loss / take_profit are for the position the order opens or adds to: on tick, and on the right side of
+-- the execution price (a buy: stop_loss below, take_profit above; a sell: the reverse). An order that only
+-- reduces a position takes neither (PATCH /api/positions/{id} changes a position's stops).
 -- Outcomes:
 --   input errors, unknown user or instrument: nothing is written; the key stays free for a corrected retry;
 --   business rejections: the order is stored as rejected with its response, an execution log and an
@@ -60,6 +66,7 @@ DECLARE
     v_balance     numeric;
     v_used        numeric;
     v_free        numeric;
+    v_write_off   numeric := 0;
     v_response    jsonb;
     v_sqlstate    text;
     v_error       text;
@@ -132,6 +139,12 @@ BEGIN
               AND p_quantity * v_instrument.contract_size * v_instrument.last_price >= 1e15 THEN
             RETURN validation_error('quantity', 'the notional value is too large');
         END IF;
+        IF p_stop_loss IS NOT NULL OR p_take_profit IS NOT NULL THEN
+            v_response := stop_levels_error(v_new_side, p_stop_loss, p_take_profit, v_instrument.last_price, v_instrument.tick_size);
+            IF v_response IS NOT NULL THEN
+                RETURN v_response;
+            END IF;
+        END IF;
 
         -- From here on the outcome is recorded under the key.
         IF v_account.status <> 'active' THEN
@@ -166,16 +179,26 @@ BEGIN
                                    ELSE round(v_position.used_margin * v_close / v_position.quantity, 8) END;
             END IF;
             v_open := p_quantity - v_close;
+            IF v_open = 0 AND (p_stop_loss IS NOT NULL OR p_take_profit IS NOT NULL) THEN
+                RETURN validation_error(CASE WHEN p_stop_loss IS NOT NULL THEN 'stop_loss' ELSE 'take_profit' END,
+                    'an order that only reduces a position sets no stops; change the position''s with PATCH /api/positions/{id}');
+            END IF;
             v_margin := round(v_open * v_instrument.contract_size * v_price * v_instrument.margin_rate, 8);
             v_balance := v_account.balance + v_realized - v_commission;
             v_used := v_account.used_margin - v_released + v_margin;
 
-            IF v_balance < 0 THEN
+            IF v_open = 0 THEN
+                -- Reduce-only: never refused. A loss the balance cannot pay is written off.
+                IF v_balance < 0 THEN
+                    v_write_off := -v_balance;
+                    v_balance := 0;
+                END IF;
+            ELSIF v_balance < 0 THEN
                 v_code := 'INSUFFICIENT_BALANCE';
                 v_http := 400;
                 v_message := format('balance %s cannot pay commission %s%s', trim_scale(v_account.balance), trim_scale(v_commission),
                                     CASE WHEN v_realized < 0 THEN format(' and realized loss %s', trim_scale(-v_realized)) ELSE '' END);
-            ELSIF v_open > 0 THEN
+            ELSE
                 v_free := v_balance - v_used
                     + coalesce((SELECT sum(position_unrealized_pnl(p.side, p.quantity, p.avg_entry_price,
                                                                    coalesce(i.last_price, p.avg_entry_price), i.contract_size))
@@ -192,6 +215,9 @@ BEGIN
                     v_message := format('free margin is short by %s for margin %s and commission %s',
                                         trim_scale(-v_free), trim_scale(v_margin), trim_scale(v_commission));
                 END IF;
+            END IF;
+            IF v_code IS NOT NULL AND v_close > 0 THEN
+                v_message := v_message || format('; an order of %s only closes the position and is never refused', trim_scale(v_close));
             END IF;
         END IF;
 
@@ -280,6 +306,7 @@ BEGIN
             'executed_at', to_char(v_now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
             'commission', trim_scale(v_commission),
             'realized_pnl', trim_scale(v_realized),
+            'write_off', trim_scale(v_write_off),
             'margin_delta', trim_scale(v_margin - v_released),
             'position', jsonb_build_object(
                 'id', v_result.id,
@@ -294,11 +321,11 @@ BEGIN
 
         INSERT INTO orders (user_id, id, symbol, strategy_id, side, type, quantity, filled_quantity, limit_price, stop_loss, take_profit,
                             status, transaction_id, idempotency_key, request_fingerprint, response,
-                            executed_price, executed_at, commission, balance_delta, margin_delta, realized_pnl,
+                            executed_price, executed_at, commission, balance_delta, margin_delta, realized_pnl, write_off,
                             position_id, position_before, position_version_after, created_at, updated_at)
         VALUES (v_user, v_order_id, p_symbol, p_strategy_id, p_side, p_type, p_quantity, p_quantity, p_limit_price, p_stop_loss, p_take_profit,
                 'executed', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
-                v_price, v_now, v_commission, v_realized - v_commission, v_margin - v_released, v_realized,
+                v_price, v_now, v_commission, v_realized - v_commission + v_write_off, v_margin - v_released, v_realized, v_write_off,
                 v_result.id, CASE WHEN v_has_position THEN to_jsonb(v_position) END, v_result.version, v_now, v_now);
         INSERT INTO fills (user_id, order_id, symbol, strategy_id, side, quantity, price, commission, realized_pnl, transaction_id, filled_at)
         VALUES (v_user, v_order_id, p_symbol, p_strategy_id, p_side, p_quantity, v_price, v_commission, v_realized, v_tx, v_now);
@@ -306,6 +333,10 @@ BEGIN
         VALUES (v_user, v_order_id, 'EXECUTED', v_tx,
                 jsonb_build_object('symbol', p_symbol, 'side', p_side, 'quantity', p_quantity, 'price', v_price,
                                    'commission', v_commission, 'realized_pnl', v_realized, 'position_id', v_result.id));
+        IF v_write_off > 0 THEN
+            INSERT INTO write_offs (user_id, order_id, transaction_id, reason, amount)
+            VALUES (v_user, v_order_id, v_tx, 'negative_balance', v_write_off);
+        END IF;
 
         PERFORM set_audit_context('order_executed', v_order_id, v_tx);
         UPDATE accounts

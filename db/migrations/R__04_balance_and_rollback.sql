@@ -137,7 +137,9 @@ $$;
 -- Rolls back an order of the acting user (app.user_id):
 --   pending/executing -> failed (no money had moved; the order is closed with a FAILED log);
 --   executed -> exact compensation from the recorded deltas and the position before-image, only while
---     the position is unchanged since the order (else ROLLBACK_CONFLICT); status rolled_back;
+--     the position is unchanged since the order (else ROLLBACK_CONFLICT); status rolled_back; a write-off the
+--     order booked is reversed by a write_offs entry of the opposite sign. The same for the system's closes
+--     (stop-loss, take-profit, liquidation): the position is reopened as it was, stops included;
 --   anything else (rejected, failed, rolled_back: i.e. never twice) -> INVALID_ORDER_STATE.
 CREATE OR REPLACE FUNCTION rollback_order_execution(p_order_id uuid, p_reason text)
     RETURNS jsonb
@@ -273,6 +275,10 @@ BEGIN
         WHERE user_id = v_user
         RETURNING * INTO v_account;
         PERFORM set_audit_context(NULL, NULL, NULL);
+        IF v_order.write_off > 0 THEN
+            INSERT INTO write_offs (user_id, order_id, transaction_id, reason, amount)
+            VALUES (v_user, v_order.id, v_tx, 'order_rolled_back', -v_order.write_off);
+        END IF;
 
         RETURN envelope(true, NULL, NULL, 200, jsonb_build_object(
             'order_id', v_order.id,
@@ -281,6 +287,7 @@ BEGIN
             'executed_transaction_id', v_order.transaction_id,
             'balance_delta', trim_scale(-v_order.balance_delta),
             'margin_delta', trim_scale(-v_order.margin_delta),
+            'write_off', trim_scale(-v_order.write_off),
             'account', jsonb_build_object('balance', trim_scale(v_account.balance), 'used_margin', trim_scale(v_account.used_margin))));
     EXCEPTION WHEN OTHERS THEN
         IF SQLSTATE IN ('40001', '40P01') THEN

@@ -6,6 +6,9 @@ SET LOCAL search_path = trading, pg_catalog;
 -- objects with the instruments columns (description, commission_rate and tradable default to '', 0 and true;
 -- an omitted last_price keeps the current one).
 -- The CHECK constraints judge each row; any violation rejects the whole batch.
+-- A price that moves here acts like one from PUT /api/admin/prices: the crossed stops and the holders' margin
+-- checks are queued for the risk engine (enqueue_price_checks, R__12) in the same transaction. Rows are
+-- written in symbol order, as set_prices locks them, so two concurrent updates never deadlock.
 CREATE OR REPLACE FUNCTION upsert_instruments(p_items jsonb)
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -16,6 +19,7 @@ DECLARE
     v_inserted integer;
     v_updated  integer;
     v_dupe     text;
+    v_queued   jsonb;
 BEGIN
     IF p_items IS NULL OR jsonb_typeof(p_items) <> 'array' OR jsonb_array_length(p_items) = 0 THEN
         RETURN validation_error('instruments', 'must be a non-empty array');
@@ -40,6 +44,7 @@ BEGIN
         SELECT symbol, coalesce(description, ''), contract_size, margin_rate, coalesce(commission_rate, 0), min_qty, qty_step,
                tick_size, last_price, CASE WHEN last_price IS NOT NULL THEN now() END, coalesce(tradable, true)
         FROM input
+        ORDER BY symbol
         ON CONFLICT (symbol) DO UPDATE
         SET description = excluded.description,
             contract_size = excluded.contract_size,
@@ -57,37 +62,55 @@ BEGIN
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
     INTO v_inserted, v_updated
     FROM upserted;
+    v_queued := enqueue_price_checks(ARRAY(SELECT x.symbol FROM jsonb_to_recordset(p_items) AS x(symbol text)));
 
-    RETURN envelope(true, NULL, NULL, 200, jsonb_build_object('inserted', v_inserted, 'updated', v_updated));
+    RETURN envelope(true, NULL, NULL, 200, jsonb_build_object('inserted', v_inserted, 'updated', v_updated, 'queued', v_queued));
 EXCEPTION
     WHEN check_violation OR not_null_violation OR invalid_text_representation OR numeric_value_out_of_range THEN
         RETURN validation_error('instruments', 'an instrument has a missing or impossible value (sizes, steps and prices > 0, 0 < margin_rate <= 1, 0 <= commission_rate < 1)');
 END
 $$;
 
--- Replaces the acting user's (app.user_id) open positions with a broker snapshot in one transaction:
--- every open position is closed, the snapshot's positions are opened with margin at their entry price,
--- and used_margin moves to the new total through update_user_balance_and_margin (the audited path).
--- p_positions: [{symbol, side: long|short, quantity, avg_entry_price, stop_loss?, take_profit?}].
--- Any invalid item rejects the whole snapshot and nothing changes.
-CREATE OR REPLACE FUNCTION sync_positions(p_positions jsonb)
+-- The one-argument sync of before closing prices were required.
+DROP FUNCTION IF EXISTS sync_positions(jsonb);
+
+-- Replaces the acting user's (app.user_id) open positions with a broker snapshot in one transaction, booking
+-- every gain and loss the change implies. p_positions: [{symbol, side: long|short, quantity, avg_entry_price,
+-- stop_loss?, take_profit?}]; p_closing_prices: [{symbol, price}], the broker's price of each symbol whose open
+-- position the snapshot drops or changes (side, quantity or avg_entry_price): without it the sync is refused
+-- (VALIDATION_ERROR naming closing_prices), since no gain or loss may leave the books unrecorded.
+--   kept     an open position the snapshot repeats exactly stays as it is (its stops become the snapshot's);
+--   closed   an open position the snapshot drops or changes is closed, booking realized PnL at its closing
+--            price P: its unrealized PnL at P, less the unrealized PnL at P of the position replacing it (none
+--            when dropped). So the trader's equity at P is what it was: a dropped position books all its PnL,
+--            a reduced one the PnL of the part that went, a re-priced one the difference of entries;
+--   opened   every snapshot position not kept opens with margin at its entry price.
+-- The account then moves in one audited update (the accounts trigger writes the row; its reason names the
+-- booked PnL): balance += realized (a loss beyond the balance takes it to 0 and the rest is written off, with
+-- a write_offs entry of this transaction), realized_pnl += realized, used_margin = the open positions' margin.
+-- No commission is charged: the broker's is not ours to know. Any invalid item refuses the whole snapshot and
+-- nothing changes.
+CREATE OR REPLACE FUNCTION sync_positions(p_positions jsonb, p_closing_prices jsonb)
     RETURNS jsonb
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = trading, pg_temp
 AS $$
 DECLARE
-    v_user     uuid := app_current_user();
-    v_tx       uuid := gen_random_uuid();
-    v_account  accounts%ROWTYPE;
-    v_item     record;
-    v_closed   integer;
-    v_opened   integer := 0;
-    v_total    numeric := 0;
-    v_margin   numeric;
-    v_result   jsonb;
-    v_instrument instruments%ROWTYPE;
-    v_detail   text;
+    v_user       uuid := app_current_user();
+    v_tx         uuid := gen_random_uuid();
+    v_now        timestamptz := now();
+    v_account    accounts%ROWTYPE;
+    v_item       record;
+    v_closed     integer := 0;
+    v_kept       integer := 0;
+    v_opened     integer := 0;
+    v_realized   numeric := 0;
+    v_balance    numeric;
+    v_write_off  numeric := 0;
+    v_used       numeric;
+    v_missing    text;
+    v_problem    jsonb;
 BEGIN
     IF v_user IS NULL THEN
         RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
@@ -95,6 +118,10 @@ BEGIN
         RETURN validation_error('positions', 'must be an array');
     ELSIF jsonb_array_length(p_positions) > 1000 THEN
         RETURN validation_error('positions', 'at most 1000 per snapshot');
+    ELSIF p_closing_prices IS NULL OR jsonb_typeof(p_closing_prices) <> 'array' THEN
+        RETURN validation_error('closing_prices', 'must be an array');
+    ELSIF jsonb_array_length(p_closing_prices) > 1000 THEN
+        RETURN validation_error('closing_prices', 'at most 1000 per snapshot');
     END IF;
 
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
@@ -104,13 +131,15 @@ BEGIN
 
     -- Errors name items by their place in the request, so iterate in request order.
     FOR v_item IN
-        SELECT x.*, (e.n - 1)::integer AS item_index, count(*) OVER (PARTITION BY x.symbol) AS copies
+        SELECT x.*, (e.n - 1)::integer AS item_index, count(*) OVER (PARTITION BY x.symbol) AS copies, i.tick_size,
+               i.symbol IS NOT NULL AS known
         FROM jsonb_array_elements(p_positions) WITH ORDINALITY AS e(item, n)
         CROSS JOIN LATERAL jsonb_to_record(e.item) AS x(symbol text, side text, quantity numeric, avg_entry_price numeric,
                                                         stop_loss numeric, take_profit numeric)
+        LEFT JOIN instruments i ON i.symbol = x.symbol
         ORDER BY e.n
     LOOP
-        IF v_item.symbol IS NULL OR NOT EXISTS (SELECT 1 FROM instruments WHERE symbol = v_item.symbol) THEN
+        IF v_item.symbol IS NULL OR NOT v_item.known THEN
             RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'unknown instrument');
         ELSIF v_item.copies > 1 THEN
             RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'appears more than once');
@@ -126,47 +155,127 @@ BEGIN
         ELSIF v_item.take_profit IS NOT NULL AND (v_item.take_profit <= 0 OR scale(v_item.take_profit) > 8 OR v_item.take_profit >= 1e12) THEN
             RETURN validation_error(format('positions[%s].take_profit', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         END IF;
+        -- The broker's stops may sit anywhere relative to today's price (a trailing stop in profit), but a long's
+        -- stop-loss is below its take-profit, a short's above, and both are on tick.
+        v_problem := stop_levels_error(v_item.side, v_item.stop_loss, v_item.take_profit, NULL, v_item.tick_size);
+        IF v_problem IS NOT NULL THEN
+            RETURN validation_error(format('positions[%s].%s', v_item.item_index, v_problem -> 'data' -> 'errors' -> 0 ->> 'field'),
+                                    v_problem -> 'data' -> 'errors' -> 0 ->> 'message');
+        END IF;
     END LOOP;
 
-    BEGIN
-        UPDATE positions
-        SET status = 'closed', quantity = 0, used_margin = 0, closed_at = now(),
-            version = version + 1, last_transaction_id = v_tx, updated_at = now()
-        WHERE user_id = v_user AND status = 'open';
-        GET DIAGNOSTICS v_closed = ROW_COUNT;
-
-        FOR v_item IN
-            SELECT * FROM jsonb_to_recordset(p_positions) AS x(symbol text, side text, quantity numeric, avg_entry_price numeric,
-                                                                 stop_loss numeric, take_profit numeric)
-        LOOP
-            SELECT * INTO v_instrument FROM instruments WHERE symbol = v_item.symbol;
-            v_margin := round(v_item.quantity * v_instrument.contract_size * v_item.avg_entry_price * v_instrument.margin_rate, 8);
-            INSERT INTO positions (user_id, symbol, side, quantity, avg_entry_price, used_margin, stop_loss, take_profit,
-                                   last_transaction_id)
-            VALUES (v_user, v_item.symbol, v_item.side, v_item.quantity, v_item.avg_entry_price, v_margin,
-                    v_item.stop_loss, v_item.take_profit, v_tx);
-            v_total := v_total + v_margin;
-            v_opened := v_opened + 1;
-        END LOOP;
-
-        IF v_total <> v_account.used_margin THEN
-            v_result := update_user_balance_and_margin(0, v_total - v_account.used_margin, 'position_sync');
-            IF NOT (v_result ->> 'success')::boolean THEN
-                RAISE EXCEPTION USING ERRCODE = 'OF001', MESSAGE = v_result ->> 'error_message', DETAIL = v_result::text;
-            END IF;
+    FOR v_item IN
+        SELECT x.*, (e.n - 1)::integer AS item_index, count(*) OVER (PARTITION BY x.symbol) AS copies,
+               EXISTS (SELECT 1 FROM instruments i WHERE i.symbol = x.symbol) AS known
+        FROM jsonb_array_elements(p_closing_prices) WITH ORDINALITY AS e(item, n)
+        CROSS JOIN LATERAL jsonb_to_record(e.item) AS x(symbol text, price numeric)
+        ORDER BY e.n
+    LOOP
+        IF v_item.symbol IS NULL OR NOT v_item.known THEN
+            RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'unknown instrument');
+        ELSIF v_item.copies > 1 THEN
+            RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'appears more than once');
+        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR scale(v_item.price) > 8 OR v_item.price >= 1e12 THEN
+            RETURN validation_error(format('closing_prices[%s].price', v_item.item_index), 'must be greater than 0 with at most 8 decimals, below 1e12');
         END IF;
-    EXCEPTION WHEN SQLSTATE 'OF001' THEN
-        -- Undo the closes and opens above: the snapshot is applied whole or not at all.
-        GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
-        RETURN v_detail::jsonb;
+    END LOOP;
+
+    -- Account, then positions: the lock order of execute_order.
+    PERFORM 1 FROM positions WHERE user_id = v_user AND status = 'open' ORDER BY id FOR UPDATE;
+
+    SELECT string_agg(p.symbol, ', ' ORDER BY p.symbol) INTO v_missing
+    FROM positions p
+    LEFT JOIN jsonb_to_recordset(p_positions) AS s(symbol text, side text, quantity numeric, avg_entry_price numeric) ON s.symbol = p.symbol
+    LEFT JOIN jsonb_to_recordset(p_closing_prices) AS c(symbol text, price numeric) ON c.symbol = p.symbol
+    WHERE p.user_id = v_user AND p.status = 'open'
+      AND (s.symbol IS NULL OR (s.side, s.quantity, s.avg_entry_price) IS DISTINCT FROM (p.side, p.quantity, p.avg_entry_price))
+      AND c.price IS NULL;
+    IF v_missing IS NOT NULL THEN
+        RETURN validation_error('closing_prices',
+            format('the snapshot drops or changes the open position in %s: give its closing price, at which its PnL is booked', v_missing));
+    END IF;
+
+    BEGIN
+        -- Close what the snapshot drops or changes, booking its PnL at the closing price.
+        WITH changed AS (
+            SELECT p.user_id, p.id,
+                   position_unrealized_pnl(p.side, p.quantity, p.avg_entry_price, c.price, i.contract_size)
+                   - CASE WHEN s.symbol IS NULL THEN 0
+                          ELSE position_unrealized_pnl(s.side, s.quantity, s.avg_entry_price, c.price, i.contract_size) END AS realized
+            FROM positions p
+            JOIN instruments i ON i.symbol = p.symbol
+            JOIN jsonb_to_recordset(p_closing_prices) AS c(symbol text, price numeric) ON c.symbol = p.symbol
+            LEFT JOIN jsonb_to_recordset(p_positions) AS s(symbol text, side text, quantity numeric, avg_entry_price numeric) ON s.symbol = p.symbol
+            WHERE p.user_id = v_user AND p.status = 'open'
+              AND (s.symbol IS NULL OR (s.side, s.quantity, s.avg_entry_price) IS DISTINCT FROM (p.side, p.quantity, p.avg_entry_price))
+        ), closed AS (
+            UPDATE positions p
+            SET status = 'closed', quantity = 0, used_margin = 0, closed_at = v_now, realized_pnl = p.realized_pnl + changed.realized,
+                version = p.version + 1, last_transaction_id = v_tx, updated_at = v_now
+            FROM changed
+            WHERE p.user_id = changed.user_id AND p.id = changed.id
+            RETURNING changed.realized
+        )
+        SELECT count(*), coalesce(sum(realized), 0) INTO v_closed, v_realized FROM closed;
+
+        -- What is still open the snapshot keeps exactly: it stays, with the snapshot's stops.
+        UPDATE positions p
+        SET stop_loss = s.stop_loss, take_profit = s.take_profit, version = p.version + 1, last_transaction_id = v_tx, updated_at = v_now
+        FROM jsonb_to_recordset(p_positions) AS s(symbol text, side text, quantity numeric, avg_entry_price numeric,
+                                                  stop_loss numeric, take_profit numeric)
+        WHERE p.user_id = v_user AND p.status = 'open' AND p.symbol = s.symbol
+          AND (p.stop_loss, p.take_profit) IS DISTINCT FROM (s.stop_loss, s.take_profit);
+        SELECT count(*) INTO v_kept FROM positions WHERE user_id = v_user AND status = 'open';
+
+        -- Everything else in the snapshot opens, with margin at its entry price.
+        INSERT INTO positions (user_id, symbol, side, quantity, avg_entry_price, used_margin, stop_loss, take_profit,
+                               opened_at, last_transaction_id, updated_at)
+        SELECT v_user, s.symbol, s.side, s.quantity, s.avg_entry_price,
+               round(s.quantity * i.contract_size * s.avg_entry_price * i.margin_rate, 8), s.stop_loss, s.take_profit,
+               v_now, v_tx, v_now
+        FROM jsonb_to_recordset(p_positions) AS s(symbol text, side text, quantity numeric, avg_entry_price numeric,
+                                                  stop_loss numeric, take_profit numeric)
+        JOIN instruments i ON i.symbol = s.symbol
+        WHERE NOT EXISTS (SELECT 1 FROM positions p WHERE p.user_id = v_user AND p.status = 'open' AND p.symbol = s.symbol)
+        ORDER BY s.symbol;
+        GET DIAGNOSTICS v_opened = ROW_COUNT;
+
+        SELECT coalesce(sum(used_margin), 0) INTO v_used FROM positions WHERE user_id = v_user AND status = 'open';
+        v_balance := v_account.balance + v_realized;
+        IF v_balance < 0 THEN
+            v_write_off := -v_balance;
+            v_balance := 0;
+        END IF;
+
+        IF v_balance <> v_account.balance OR v_used <> v_account.used_margin THEN
+            PERFORM set_audit_context(format('position_sync: realized %s on %s closed or changed position(s)%s', trim_scale(v_realized), v_closed,
+                                             CASE WHEN v_write_off > 0 THEN format(', %s written off', trim_scale(v_write_off)) ELSE '' END),
+                                      NULL, v_tx);
+            UPDATE accounts
+            SET balance = v_balance, used_margin = v_used, realized_pnl = realized_pnl + v_realized,
+                version = version + 1, updated_at = v_now
+            WHERE user_id = v_user;
+            PERFORM set_audit_context(NULL, NULL, NULL);
+        END IF;
+        IF v_write_off > 0 THEN
+            INSERT INTO write_offs (user_id, order_id, transaction_id, reason, amount)
+            VALUES (v_user, NULL, v_tx, 'negative_balance', v_write_off);
+        END IF;
+    EXCEPTION WHEN check_violation OR numeric_value_out_of_range THEN
+        -- Nothing above is kept: the snapshot is applied whole or not at all.
+        RETURN validation_error('positions', 'the snapshot holds a position whose margin or PnL is out of range');
     END;
 
     RETURN envelope(true, NULL, NULL, 200, jsonb_build_object(
         'user_id', v_user,
         'transaction_id', v_tx,
         'closed', v_closed,
+        'kept', v_kept,
         'opened', v_opened,
-        'used_margin', trim_scale(v_total)));
+        'realized_pnl', trim_scale(v_realized),
+        'write_off', trim_scale(v_write_off),
+        'balance', trim_scale(v_balance),
+        'used_margin', trim_scale(v_used)));
 EXCEPTION
     WHEN invalid_text_representation OR numeric_value_out_of_range OR datatype_mismatch OR invalid_parameter_value THEN
         RETURN validation_error('positions', 'each position needs symbol, side, quantity and avg_entry_price of the right types');
@@ -174,8 +283,8 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION upsert_instruments(jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION sync_positions(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION sync_positions(jsonb, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION upsert_instruments(jsonb) TO orders_maintenance;
-GRANT EXECUTE ON FUNCTION sync_positions(jsonb) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION sync_positions(jsonb, jsonb) TO orders_maintenance;
 
 RESET ROLE;

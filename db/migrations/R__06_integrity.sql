@@ -219,7 +219,8 @@ BEGIN
     -- order_state: the order row agrees with itself.
     v_detail := CASE
         WHEN v_executed AND (v_order.filled_quantity <> v_order.quantity OR v_order.executed_price IS NULL) THEN 'executed but not fully filled at a price'
-        WHEN v_executed AND v_order.balance_delta <> coalesce(v_order.realized_pnl, 0) - v_order.commission THEN 'balance_delta is not realized_pnl - commission'
+        WHEN v_executed AND v_order.balance_delta <> coalesce(v_order.realized_pnl, 0) - v_order.commission + v_order.write_off
+            THEN 'balance_delta is not realized_pnl - commission + write_off'
         WHEN NOT v_executed AND v_order.filled_quantity <> 0 THEN 'not executed but has a filled quantity'
         WHEN v_order.type = 'limit' AND v_executed AND ((v_order.side = 'buy' AND v_order.executed_price > v_order.limit_price)
                                                      OR (v_order.side = 'sell' AND v_order.executed_price < v_order.limit_price)) THEN 'executed through its limit'
@@ -290,8 +291,8 @@ BEGIN
     SELECT coalesce(array_agg(event ORDER BY seq), '{}') INTO v_events
     FROM execution_logs WHERE user_id = v_user AND order_id = v_order.id;
     v_expected := CASE v_order.status
-        WHEN 'executed' THEN ARRAY['EXECUTED']
-        WHEN 'rolled_back' THEN ARRAY['EXECUTED', 'ROLLED_BACK']
+        WHEN 'executed' THEN ARRAY[execution_event_of(v_order.type)]
+        WHEN 'rolled_back' THEN ARRAY[execution_event_of(v_order.type), 'ROLLED_BACK']
         WHEN 'rejected' THEN ARRAY['REJECTED']
         WHEN 'failed' THEN ARRAY['FAILED']
         ELSE '{}'::text[]
@@ -316,6 +317,12 @@ BEGIN
         INTO v_detail FROM margin_mismatches(v_user);
     END IF;
     v_checks := v_checks || jsonb_build_object('name', 'account_matches_ledger', 'passed', v_detail IS NULL, 'detail', coalesce(v_detail, 'ok'));
+
+    -- write_off_matches_order (risk, R__12): a write-off the order booked is in the write_offs ledger, reversed
+    -- by its rollback, and left the balance at 0; an order without one has no entry.
+    SELECT problem INTO v_detail FROM write_off_mismatches(v_user) WHERE order_id = v_order.id LIMIT 1;
+    v_checks := v_checks || jsonb_build_object('name', 'write_off_matches_order', 'passed', v_detail IS NULL,
+                                               'detail', coalesce(v_detail, format('write-off %s', trim_scale(v_order.write_off))));
 
     RETURN envelope(true, NULL, NULL, 200, jsonb_build_object(
         'transaction_id', p_transaction_id,

@@ -4,10 +4,10 @@
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
-REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_verifier;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_verifier;
+REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk, orders_verifier;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk, orders_verifier;
 
-GRANT SELECT ON accounts, strategies, instruments, positions, orders, fills TO orders_api;
+GRANT SELECT ON accounts, strategies, instruments, positions, orders, fills, write_offs TO orders_api;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA trading TO orders_maintenance;
 GRANT INSERT, UPDATE ON maintenance_runs TO orders_maintenance;
@@ -19,6 +19,23 @@ GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
                           error_envelope(text, text, integer, jsonb),
                           validation_error(text, text)
     TO orders_archiver;
+
+-- The risk engine (R__12): it closes positions (and so writes orders, fills, execution logs, write-offs and,
+-- through the accounts trigger, audit rows), works its queue, and runs the helpers and triggers those need.
+GRANT SELECT, UPDATE ON accounts, positions TO orders_risk;
+GRANT SELECT ON instruments TO orders_risk;
+GRANT SELECT, INSERT ON orders, fills, execution_logs, balance_audit_log, write_offs, error_log TO orders_risk;
+-- (FOR UPDATE, with which a batch claims its work, needs UPDATE.)
+GRANT SELECT, INSERT, UPDATE, DELETE ON risk_events TO orders_risk;
+GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
+                          error_envelope(text, text, integer, jsonb),
+                          validation_error(text, text),
+                          position_unrealized_pnl(text, numeric, numeric, numeric, numeric),
+                          account_unrealized_pnl(uuid),
+                          execution_log_hash(bytea, uuid, bigint, uuid, text, text, text, uuid, jsonb, timestamptz),
+                          execution_log_genesis_hash(),
+                          set_audit_context(text, uuid, uuid)
+    TO orders_risk;
 
 -- The verifier reads the chains and writes only the checkpoints of how far they are verified.
 GRANT SELECT ON accounts, execution_logs, balance_audit_log, ledger_checkpoints TO orders_verifier;

@@ -21,4 +21,12 @@ public static class Routes
     public const string AdminDeposits = "api/admin/accounts/{userId}/deposits";
     public const string AdminPositionsSync = "api/admin/positions/sync";
     public const string AdminMaintenance = "api/admin/maintenance/{job}";
+
+    /// <summary>
+    /// The Functions app's catch-all: every path, every method, tried after every other route (see
+    /// <see cref="Api.UnmatchedRoute"/>). LocalHost needs no such route: its routing answers unmatched requests itself.
+    /// </summary>
+    public const string CatchAll = "{*path}";
+    public const string PositionById = "api/positions/{id}";
+    public const string AdminPrices = "api/admin/prices";
 }

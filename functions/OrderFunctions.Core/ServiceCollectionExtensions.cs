@@ -8,6 +8,7 @@ using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
 using OrderFunctions.Core.Jobs;
+using OrderFunctions.Core.Risk;
 
 namespace OrderFunctions.Core;
 
@@ -22,6 +23,7 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(settings.Auth);
         services.TryAddSingleton(settings.Maintenance);
         services.TryAddSingleton(settings.ArchiveStorage);
+        services.TryAddSingleton(settings.Risk);
         services.TryAddSingleton(sp => OrdersDatabase.CreateDataSource(sp.GetRequiredService<DatabaseSettings>()));
         services.TryAddSingleton(sp => new OrdersDatabase(
             sp.GetRequiredService<Npgsql.NpgsqlDataSource>(),
@@ -35,6 +37,8 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton<ListingHandler>();
         services.TryAddSingleton<AdminHandler>();
         services.TryAddSingleton<HealthHandler>();
+        services.TryAddSingleton<PositionsHandler>();
+        services.TryAddSingleton<RiskEngine>();
         services.TryAddSingleton<OrderApi>();
         services.AddMaintenanceJobs();
         return services;

@@ -2,7 +2,10 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Primitives;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
+using OpenTelemetry.Trace;
 
 namespace OrderFunctions.LocalHost;
 
@@ -21,6 +24,15 @@ public static class LocalHostExtensions
         // One line per request from ASP.NET itself is noise next to the API's own logs.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddOrderFunctions(builder.Configuration);
+        // The same traces as the Functions app: a request span per call (ASP.NET Core's here, the invocation's there),
+        // Npgsql's spans beneath it, exported where the OTLP / Application Insights settings say.
+        if (OrderTelemetry.IsEnabled(builder.Configuration))
+        {
+            builder.Services.AddOpenTelemetry()
+                .WithTracing(tracing => tracing.AddAspNetCoreInstrumentation())
+                .AddOrderFunctionsTracing(builder.Configuration);
+        }
+
         builder.Services.Configure<KestrelServerOptions>(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = RequestBody.MaxBytes;
@@ -29,6 +41,7 @@ public static class LocalHostExtensions
         // SIGTERM/Ctrl-C: stop accepting, let in-flight requests finish, then dispose the data source.
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = TimeSpan.FromSeconds(30));
         builder.Services.AddHostedService<MaintenanceScheduler>();
+        builder.Services.AddCors();
         return builder;
     }
 
@@ -41,14 +54,26 @@ public static class LocalHostExtensions
             if (!context.Response.HasStarted && context.Response.StatusCode is 404 or 405 && context.Response.ContentLength is null
                 && context.GetEndpoint() is null or { DisplayName: "405 HTTP Method Not Supported" })
             {
-                var response = context.Response.StatusCode == 405
-                    ? ApiResponse.Error(ErrorCodes.MethodNotAllowed, $"{context.Request.Method} is not allowed on {context.Request.Path}")
-                    : ApiResponse.Error(ErrorCodes.NotFound, $"no route {context.Request.Path}");
-                await WriteAsync(context, response);
+                // Core decides 404 or 405 and words it, as for the Functions app's catch-all function.
+                var endpoints = context.RequestServices.GetRequiredService<OrderApi>().Endpoints;
+                await WriteAsync(context, UnmatchedRoute.Answer(endpoints, context.Request.Method, context.Request.Path.Value ?? "/"));
             }
         });
 
+        // What `func start` does with Host.CORS and Azure with the Function App's platform CORS: preflights and
+        // Access-Control-Allow-Origin for the listed origins only, no credentials (the token is a header). OrderApi
+        // itself exposes Idempotent-Replayed, on both hosts.
+        var settings = app.Services.GetRequiredService<OrderFunctionsSettings>();
         var api = app.Services.GetRequiredService<OrderApi>();
+        if (settings.CorsAllowedOrigins.Count > 0)
+        {
+            app.UseCors(policy => policy
+                .WithOrigins([.. settings.CorsAllowedOrigins])
+                .WithMethods([.. api.Endpoints.Select(e => e.Method).Distinct(StringComparer.Ordinal)])
+                .WithHeaders([.. Cors.AllowedRequestHeaders])
+                .SetPreflightMaxAge(TimeSpan.FromMinutes(10)));
+        }
+
         foreach (var endpoint in api.Endpoints)
         {
             var name = endpoint.Name;
@@ -64,9 +89,10 @@ public static class LocalHostExtensions
     {
         Method = context.Request.Method,
         RouteValues = context.Request.RouteValues.ToDictionary(v => v.Key, v => Convert.ToString(v.Value, System.Globalization.CultureInfo.InvariantCulture) ?? ""),
-        Query = context.Request.Query.ToDictionary(q => q.Key, q => (IReadOnlyList<string>)q.Value.Select(v => v ?? "").ToArray()),
+        // Core's one reading of the raw query, the same the Functions app uses.
+        Query = QueryParameters.Parse(context.Request.QueryString.Value),
         Headers = context.Request.Headers.ToDictionary(h => h.Key, h => (string?)h.Value ?? "", StringComparer.OrdinalIgnoreCase),
-        Body = new KestrelRequestBody(context.Request.Body),
+        Body = context.Request.Body,
     };
 
     private static async Task WriteAsync(HttpContext context, ApiResponse response)

@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace OrderFunctions.LocalHost;
 
-/// <summary>Reads the "Values" of a Functions local.settings.json as configuration (A__B becomes A:B).</summary>
+/// <summary>
+/// Reads a Functions local.settings.json as configuration: its "Values" (A__B becomes A:B), and its "Host" section as
+/// Host:Name (Host:CORS, the allowed browser origins, which `func start` applies too).
+/// </summary>
 internal static class LocalSettings
 {
     public const string FileName = "local.settings.json";
@@ -36,6 +39,15 @@ internal static class LocalSettings
             foreach (var property in section.EnumerateObject())
             {
                 values[property.Name.Replace("__", ":", StringComparison.Ordinal)] =
+                    property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
+            }
+        }
+
+        if (document.RootElement.TryGetProperty("Host", out var host) && host.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var property in host.EnumerateObject())
+            {
+                values["Host:" + property.Name] =
                     property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString() : property.Value.GetRawText();
             }
         }

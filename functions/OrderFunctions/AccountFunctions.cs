@@ -19,6 +19,12 @@ public sealed class AccountFunctions(HttpTriggerAdapter http)
         CancellationToken cancellationToken) =>
         http.HandleAsync(EndpointNames.ListPositions, req, cancellationToken);
 
+    [Function(EndpointNames.SetPositionStops)]
+    public Task<HttpResponseData> SetPositionStops(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "patch", Route = Routes.PositionById)] HttpRequestData req,
+        string id, CancellationToken cancellationToken) =>
+        http.HandleAsync(EndpointNames.SetPositionStops, req, (nameof(id), id), cancellationToken);
+
     [Function(EndpointNames.ListTrades)]
     public Task<HttpResponseData> ListTrades(
         [HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = Routes.Trades)] HttpRequestData req,

@@ -16,6 +16,12 @@ public sealed class AdminFunctions(HttpTriggerAdapter http)
         CancellationToken cancellationToken) =>
         http.HandleAsync(EndpointNames.UpsertInstruments, req, cancellationToken);
 
+    [Function(EndpointNames.SetPrices)]
+    public Task<HttpResponseData> SetPrices(
+        [HttpTrigger(AuthorizationLevel.Anonymous, "put", Route = Routes.AdminPrices)] HttpRequestData req,
+        CancellationToken cancellationToken) =>
+        http.HandleAsync(EndpointNames.SetPrices, req, cancellationToken);
+
     [Function(EndpointNames.Deposit)]
     public Task<HttpResponseData> Deposit(
         [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Routes.AdminDeposits)] HttpRequestData req,

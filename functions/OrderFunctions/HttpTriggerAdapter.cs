@@ -1,4 +1,3 @@
-using System.Collections.Specialized;
 using System.Net;
 using Microsoft.Azure.Functions.Worker.Http;
 using OrderFunctions.Core.Api;
@@ -23,11 +22,16 @@ public sealed class HttpTriggerAdapter(OrderApi api)
         CancellationToken cancellationToken) =>
         HandleAsync(endpointName, request, new Dictionary<string, string> { [routeValue.Name] = routeValue.Value }, cancellationToken);
 
-    private async Task<HttpResponseData> HandleAsync(string endpointName, HttpRequestData request,
-        IReadOnlyDictionary<string, string> routeValues, CancellationToken cancellationToken)
-    {
-        var result = await api.HandleAsync(endpointName, ToApiRequest(request, routeValues), cancellationToken);
+    /// <summary>A request no endpoint takes: Core's 404 or 405 envelope, as LocalHost answers it.</summary>
+    public Task<HttpResponseData> HandleUnmatchedAsync(HttpRequestData request, CancellationToken cancellationToken) =>
+        WriteAsync(request, UnmatchedRoute.Answer(api.Endpoints, request.Method, Uri.UnescapeDataString(request.Url.AbsolutePath)), cancellationToken);
 
+    private async Task<HttpResponseData> HandleAsync(string endpointName, HttpRequestData request,
+        IReadOnlyDictionary<string, string> routeValues, CancellationToken cancellationToken) =>
+        await WriteAsync(request, await api.HandleAsync(endpointName, ToApiRequest(request, routeValues), cancellationToken), cancellationToken);
+
+    private static async Task<HttpResponseData> WriteAsync(HttpRequestData request, ApiResponse result, CancellationToken cancellationToken)
+    {
         var response = request.CreateResponse((HttpStatusCode)result.Status);
         response.Headers.Add("Content-Type", result.ContentType);
         foreach (var (name, value) in result.Headers)
@@ -43,37 +47,13 @@ public sealed class HttpTriggerAdapter(OrderApi api)
     {
         Method = request.Method,
         RouteValues = routeValues,
-        Query = ToQuery(request.Query),
-        Headers = request.Headers.ToDictionary(h => h.Key, h => string.Join(", ", h.Value), StringComparer.OrdinalIgnoreCase),
-        // The host buffers the whole body (up to its own limit, FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB by
-        // default) before the worker sees it; Core's RequestBody enforces the API's 64 KiB and answers 413.
+        // The raw query of the URL the host forwards, read by Core's one parser (LocalHost uses it too).
+        Query = QueryParameters.Parse(request.Url.Query),
+        // As the host sent them (a repeated header arrives joined with ","), not re-parsed by HttpHeaders, which would
+        // split and re-join known headers with ", " where LocalHost passes Kestrel's "," joins.
+        Headers = request.Headers.NonValidated.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
+        // The host buffers the whole body (up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT) before the worker sees it, and
+        // forwards none without a Content-Length; Core's RequestBody enforces the API's 64 KiB and answers 413.
         Body = request.Body,
     };
-
-    // Keeps every value of a repeated name. A bare "?flag" sits under a null key in a NameValueCollection; ASP.NET
-    // Core (LocalHost) reads it as flag="", and Core rejects it as an unknown parameter, so it must not vanish here.
-    private static Dictionary<string, IReadOnlyList<string>> ToQuery(NameValueCollection query)
-    {
-        var values = new Dictionary<string, List<string>>(StringComparer.OrdinalIgnoreCase);
-        foreach (var key in query.AllKeys)
-        {
-            foreach (var value in query.GetValues(key) ?? [])
-            {
-                var (name, item) = key is null ? (value, "") : (key, value);
-                if (name.Length == 0)
-                {
-                    continue;
-                }
-
-                if (!values.TryGetValue(name, out var list))
-                {
-                    values[name] = list = [];
-                }
-
-                list.Add(item);
-            }
-        }
-
-        return values.ToDictionary(v => v.Key, v => (IReadOnlyList<string>)v.Value);
-    }
 }

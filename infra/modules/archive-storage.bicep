@@ -41,8 +41,12 @@ param containerName string
 @maxValue(146000)
 param immutabilityPeriodDays int
 
-@description('True once the policy has been locked (az storage container immutability-policy lock): a locked policy only accepts extend, so the template then leaves it alone.')
-param immutabilityPolicyLocked bool
+@description('Locked: the release creates and locks the policy (infra/archive-policy.sh; ARM has no lock operation a template can call, and a locked policy only accepts extend), so the template leaves it alone. Unlocked: the template writes an unlocked policy (test deployments).')
+@allowed([
+  'Locked'
+  'Unlocked'
+])
+param immutabilityPolicyState string
 
 @description('Object (principal) id of the app identity; it gets Storage Blob Data Contributor on the archive container only.')
 param appPrincipalId string
@@ -89,10 +93,10 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
   }
 }
 
-// Created unlocked: an unlocked policy can still be shortened or removed, which SEC 17a-4(f) does
-// not accept. Lock it once (docs/deploy.md, "Lock the archive policy"), then set
-// archiveImmutabilityPolicyLocked = true so redeploys stop writing a policy they may no longer change.
-resource policy 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2025-01-01' = if (!immutabilityPolicyLocked) {
+// Only for test deployments: an unlocked policy can still be shortened or removed, which SEC 17a-4(f)
+// does not accept. Production's policy is created and locked by infra/archive-policy.sh in the release,
+// before anything can write an archive.
+resource policy 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2025-01-01' = if (immutabilityPolicyState == 'Unlocked') {
   parent: container
   name: 'default'
   properties: {

@@ -38,6 +38,9 @@ param instanceMemoryMB int
 @description('Resource id of the subnet to integrate with (delegated to Microsoft.App/environments), or empty for no VNet integration.')
 param subnetId string
 
+@description('Browser origins the platform CORS admits (never \'*\'); empty admits none.')
+param corsAllowedOrigins string[]
+
 @description('Application settings, name to value.')
 param appSettings object
 
@@ -74,6 +77,11 @@ resource app 'Microsoft.Web/sites@2024-11-01' = {
     virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
     siteConfig: {
       minTlsVersion: '1.2'
+      // Preflights and Access-Control-Allow-Origin for these origins only; bearer tokens, no cookies.
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {

@@ -9,7 +9,9 @@
 #   orders_pg_bindir   print the directory of the server binaries (initdb, pg_ctl, pgbench), or fail
 #
 # Settings (environment):
-#   ORDERS_PG_DATA      data directory            default <repo>/.data/postgres (git-ignored; kept between runs)
+#   ORDERS_PG_DATA      data directory            default <repo>/.data/postgres (git-ignored; kept between runs), or
+#                                                 /var/lib/orderfunctions/... when root's postgres user cannot reach the repo
+#   orders_pg_data_dir prints the directory in use.
 #   ORDERS_PG_PORT      TCP port on 127.0.0.1     default 5432; when 5432 is taken by something else, 55432
 #   ORDERS_PG_PASSWORD  the superuser's password  default postgres (set at initdb; scram-sha-256 on 127.0.0.1 only)
 #
@@ -53,7 +55,8 @@ orders_pg_bindir() {
 # Runs a command as the server's OS user: `postgres` when we are root, ourselves otherwise.
 _orders_pg_as_server_user() {
     if [[ $(id -u) -eq 0 ]]; then
-        runuser -u postgres -- "$@"
+        # From /: the caller's directory may be closed to the server user (every path given is absolute).
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -70,8 +73,26 @@ _orders_pg_export() {
     export ORDERS_PG_CONNECTION ORDERS_PG_URL
 }
 
+# The data directory: ORDERS_PG_DATA, else <repo>/.data/postgres. As root the server runs as the `postgres` OS user,
+# which cannot reach a repository inside a closed directory (a clone in /root, mode 0700): then the data lives in
+# /var/lib/orderfunctions/<repo name>-<hash of its path>/postgres instead, the same directory on every run.
 _orders_pg_data() {
-    echo "${ORDERS_PG_DATA:-$(_orders_pg_repo_root)/.data/postgres}"
+    local root
+    if [[ -n "${ORDERS_PG_DATA:-}" ]]; then
+        echo "$ORDERS_PG_DATA"
+        return
+    fi
+    root=$(_orders_pg_repo_root)
+    if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
+        echo "/var/lib/orderfunctions/$(basename "$root")-$(printf '%s' "$root" | cksum | cut -d' ' -f1)/postgres"
+        return
+    fi
+    echo "$root/.data/postgres"
+}
+
+# Where the cluster keeps its data (for messages).
+orders_pg_data_dir() {
+    _orders_pg_data
 }
 
 _orders_pg_init() {
@@ -82,6 +103,8 @@ _orders_pg_init() {
             return 1
         fi
         mkdir -p "$data" && chown postgres: "$data" && chmod 700 "$data" || return 1
+        # Every directory above it must let the server user through (only /var/lib/orderfunctions is ours to open).
+        [[ "$data" == /var/lib/orderfunctions/* ]] && chmod 755 /var/lib/orderfunctions "$(dirname "$data")"
         if ! runuser -u postgres -- test -w "$data"; then
             _orders_pg_say "the postgres OS user cannot reach $data (a parent directory is closed to it): set ORDERS_PG_DATA to a directory it can use"
             return 1

@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>The admin routes: instruments, deposits, broker position snapshots, maintenance runs.</summary>
-public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     [Fact]
     public async Task Instruments_upsert_is_200_with_inserted_and_updated_counts()
@@ -133,11 +133,12 @@ public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
-    public async Task Positions_sync_replaces_open_positions_and_recomputes_used_margin_through_the_audit()
+    public async Task Positions_sync_replaces_open_positions_books_the_pnl_and_recomputes_used_margin_through_the_audit()
     {
         var trader = await api.NewTraderAsync(100_000m);
         var token = ApiFixture.TokenFor(trader);
         await api.ExecutedOrderAsync(token, EurUsd.Symbol, "buy", 0.1m);
+        var before = (await api.GetAsync("/api/accounts/me", token)).AssertSuccess(200);
 
         var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken, new
         {
@@ -147,6 +148,7 @@ public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
                 new { symbol = Btc.Symbol, side = "long", quantity = 0.5m, avg_entry_price = 60_000m, stop_loss = 55_000m },
                 new { symbol = EurUsd.Symbol, side = "short", quantity = 0.2m, avg_entry_price = 1.1m },
             },
+            closing_prices = new[] { new { symbol = EurUsd.Symbol, price = 1.085m } },
         });
 
         var data = result.AssertSuccess(200);
@@ -155,11 +157,30 @@ public sealed class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
         Assert.Equal(2, data.GetProperty("opened").GetInt32());
         // 0.5 x 1 x 60,000 x 10% + 0.2 x 100,000 x 1.1 x 2%.
         Assert.Equal(3_440m, data.GetProperty("used_margin").GetDecimal());
+        // The long closed at 1.085 (its entry: no PnL); the short that replaces it is worth (1.1 - 1.085) x 20,000 = 300
+        // at that price, which the books did not earn: booked as -300, so the sync moves no equity at 1.085.
+        Assert.Equal(-300m, data.GetProperty("realized_pnl").GetDecimal());
+        Assert.Equal(before.GetProperty("balance").GetDecimal() - 300m, data.GetProperty("balance").GetDecimal());
         var open = (await api.GetAsync("/api/positions?status=open", token)).AssertSuccess(200);
         Assert.Equal(["BTC-USD", "EURUSD"], open.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("symbol").GetString()).Order());
         var account = (await api.GetAsync("/api/accounts/me", token)).AssertSuccess(200);
         Assert.Equal(3_440m, account.GetProperty("used_margin").GetDecimal());
-        Assert.Equal(1, await api.CountAsync("FROM trading.balance_audit_log WHERE user_id = $1 AND reason = 'position_sync'", trader));
+        Assert.Equal(1, await api.CountAsync(
+            "FROM trading.balance_audit_log WHERE user_id = $1 AND reason = 'position_sync: realized -300 on 1 closed or changed position(s)'", trader));
+    }
+
+    [Fact]
+    public async Task Positions_sync_that_drops_a_position_without_its_closing_price_is_400_naming_closing_prices_and_changes_nothing()
+    {
+        var trader = await api.NewTraderAsync(100_000m);
+        await api.ExecutedOrderAsync(ApiFixture.TokenFor(trader), EurUsd.Symbol, "buy", 0.1m);
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var result = await api.SendAsync(HttpMethod.Post, "/api/admin/positions/sync", api.AdminToken,
+            new { user_id = trader, positions = Array.Empty<object>() });
+
+        result.AssertFieldError(400, "VALIDATION_ERROR", "closing_prices");
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
     }
 
     [Fact]

@@ -6,7 +6,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>Identity is a validated bearer JWT: who may call what, and whose rows they see.</summary>
-public sealed class AuthTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class AuthTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     private static readonly Guid Someone = Guid.Parse("5e5e5e5e-0000-4000-8000-000000000001");
 

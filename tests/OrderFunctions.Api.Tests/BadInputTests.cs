@@ -206,23 +206,27 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
     }
 
-    [Fact]
-    public async Task Chunked_body_over_64_KiB_is_413_when_no_Content_Length_announces_it()
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(0)]
+    public async Task Chunked_body_is_411_LENGTH_REQUIRED_on_both_hosts_because_the_Functions_host_would_drop_it(int padding)
     {
+        // The Functions host forwards a body only with a Content-Length (a chunked one reaches the app empty), so both
+        // hosts refuse a chunked body by name, whatever its size, instead of reading it as missing or executing it.
         var before = await DatabaseState.CaptureAsync(api);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/orders");
         request.Headers.Authorization = new("Bearer", ApiFixture.TokenFor(BadInputFixture.Trader));
         request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString());
-        var bytes = System.Text.Encoding.UTF8.GetBytes(ValidOrder[..^1] + ",\"padding\":\"" + new string('x', 100_000) + "\"}");
+        var bytes = System.Text.Encoding.UTF8.GetBytes(padding == 0 ? ValidOrder : ValidOrder[..^1] + ",\"padding\":\"" + new string('x', padding) + "\"}");
         request.Content = new StreamContent(new UnknownLengthStream(bytes));
         request.Content.Headers.ContentType = new(Json);
         request.Headers.TransferEncodingChunked = true;
-        using var client = api.Factory.CreateClient();
+        using var client = api.CreateClient();
 
         using var response = await client.SendAsync(request);
         var result = await ApiResult.ReadAsync(response);
 
-        result.AssertFieldError(413, "PAYLOAD_TOO_LARGE", "body");
+        result.AssertFieldError(411, "LENGTH_REQUIRED", "Content-Length");
         DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
     }
 

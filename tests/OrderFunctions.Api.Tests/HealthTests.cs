@@ -52,7 +52,7 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
     [Fact]
     public async Task Health_is_503_with_the_envelope_when_the_database_is_unreachable()
     {
-        await using var unreachable = UnreachableDatabase();
+        await using var unreachable = await UnreachableDatabaseAsync();
         using var client = unreachable.CreateClient();
 
         using var response = await client.GetAsync(new Uri("/api/health", UriKind.Relative));
@@ -68,7 +68,7 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
         // The proxy accepts connections and never answers them, as a SIGSTOPped postmaster does (the kernel still
         // completes the handshake). With a cold pool the probe has no connection that works.
         await using var proxy = PostgresProxy.Start(api.AppConnectionString);
-        await using var host = new LocalHostFactory(proxy.ConnectionString);
+        await using var host = await ApiFixture.StartHostAsync(proxy.ConnectionString);
         using var client = host.CreateClient();
         proxy.StallNewConnections();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -86,7 +86,7 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
     {
         // The chosen behaviour: an instance that can still serve from its pool is not failed by its probe.
         await using var proxy = PostgresProxy.Start(api.AppConnectionString);
-        await using var host = new LocalHostFactory(proxy.ConnectionString);
+        await using var host = await ApiFixture.StartHostAsync(proxy.ConnectionString);
         using var client = host.CreateClient();
         (await ApiResult.ReadAsync(await client.GetAsync(new Uri("/api/health", UriKind.Relative)))).AssertSuccess(200);
         proxy.StallNewConnections();
@@ -99,7 +99,7 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
     [Fact]
     public async Task Trader_route_is_503_SERVICE_UNAVAILABLE_without_internals_when_the_database_is_unreachable()
     {
-        await using var unreachable = UnreachableDatabase();
+        await using var unreachable = await UnreachableDatabaseAsync();
         using var client = unreachable.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/accounts/me");
         request.Headers.Authorization = new("Bearer", ApiFixture.TokenFor(Guid.NewGuid()));
@@ -110,8 +110,8 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
         result.AssertProblem(503, "SERVICE_UNAVAILABLE");
     }
 
-    /// <summary>LocalHost whose connection string points at a closed port; one attempt, no retries.</summary>
-    private static LocalHostFactory UnreachableDatabase() => new(
+    /// <summary>This run's host with a connection string that points at a closed port; one attempt, no retries.</summary>
+    private static Task<TestApiHost> UnreachableDatabaseAsync() => ApiFixture.StartHostAsync(
         $"Host=127.0.0.1;Port={ClosedPort()};Database=orders;Username=orders_app;Password=none;Timeout=2",
         new Dictionary<string, string> { ["Database__MaxRetries"] = "0" });
 

@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>The Idempotency-Key contract of POST /api/orders (Stripe, IETF Idempotency-Key draft).</summary>
-public sealed class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     private static readonly object Order = new { symbol = EurUsd.Symbol, side = "buy", type = "market", quantity = 0.1m };
 
@@ -104,7 +104,7 @@ public sealed class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
         request.Headers.TryAddWithoutValidation("Idempotency-Key", "b");
         request.Content = new StringContent(route == "/api/orders" ? """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01}""" : """{"amount":5}""",
             System.Text.Encoding.UTF8, "application/json");
-        using var client = api.Factory.CreateClient();
+        using var client = api.CreateClient();
 
         using var response = await client.SendAsync(request);
         var result = await ApiResult.ReadAsync(response);

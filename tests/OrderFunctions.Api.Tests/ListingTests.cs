@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>GET /api/orders, /api/positions and /api/trades: filters, keyset pages, exact fields.</summary>
-public sealed class ListingTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class ListingTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     [Fact]
     public async Task Orders_listing_pages_newest_first_and_filters_by_status_and_symbol()

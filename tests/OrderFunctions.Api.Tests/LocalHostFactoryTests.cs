@@ -11,7 +11,7 @@ namespace OrderFunctions.Api.Tests;
 /// <summary>The host under test runs on the settings the tests give it, whatever local.settings.json a developer has.</summary>
 public sealed class LocalHostFactoryTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
-    [Fact]
+    [HostFact(ApiHost.Local, "reads LocalHost's own service container; the worker runs in another process, on an environment of exactly these settings")]
     public void Test_host_reads_only_the_settings_the_tests_give_it()
     {
         var settings = api.Factory.Services.GetRequiredService<OrderFunctionsSettings>();
@@ -23,7 +23,7 @@ public sealed class LocalHostFactoryTests(ApiFixture api) : IClassFixture<ApiFix
         Assert.All(MaintenanceJobs.All, job => Assert.Equal(job.DefaultSchedule, settings.ScheduleOf(job.Name)));
     }
 
-    [Fact]
+    [HostFact(ApiHost.Local, "LocalHost's scheduler is a hosted service in its container; the worker test host fires no timer unless asked")]
     public void Test_host_runs_no_scheduled_maintenance_job()
     {
         var hosted = api.Factory.Services.GetServices<IHostedService>();

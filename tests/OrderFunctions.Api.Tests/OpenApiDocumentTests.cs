@@ -1,7 +1,4 @@
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.DependencyInjection;
 using OrderFunctions.Api.Tests.Support;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Http;
@@ -9,7 +6,7 @@ using YamlDotNet.RepresentationModel;
 
 namespace OrderFunctions.Api.Tests;
 
-/// <summary>docs/openapi.yaml describes exactly the routes LocalHost serves, with their access and error shapes.</summary>
+/// <summary>docs/openapi.yaml describes exactly the routes the host serves (LocalHost or the Functions app), with their access and error shapes.</summary>
 public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     private static readonly string[] HttpMethods = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -28,7 +25,7 @@ public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture
     }
 
     [Fact]
-    public void Document_has_every_route_LocalHost_serves_and_no_other()
+    public void Document_has_every_route_the_host_serves_and_no_other()
     {
         var served = ServedOperations().Keys.ToHashSet();
         var documented = DocumentedOperations().Keys.ToHashSet();
@@ -37,7 +34,7 @@ public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture
         var unserved = documented.Except(served).Order().ToList();
 
         Assert.True(undocumented.Count == 0, "served but missing from docs/openapi.yaml: " + string.Join(", ", undocumented));
-        Assert.True(unserved.Count == 0, "in docs/openapi.yaml but not served by LocalHost: " + string.Join(", ", unserved));
+        Assert.True(unserved.Count == 0, $"in docs/openapi.yaml but not served by the {api.Host.Kind} host: " + string.Join(", ", unserved));
         Assert.All(documented, operation => Assert.Contains(" /api/", operation, StringComparison.Ordinal));
     }
 
@@ -56,7 +53,7 @@ public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture
     [Fact]
     public void Admin_routes_are_marked_and_require_the_admin_role_and_health_is_anonymous()
     {
-        var endpoints = api.Factory.Services.GetRequiredService<OrderApi>().Endpoints;
+        var endpoints = CoreApi.Endpoints;
         var documented = DocumentedOperations();
 
         foreach (var endpoint in endpoints)
@@ -145,24 +142,10 @@ public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture
         }
     }
 
-    /// <summary>"METHOD /path" of every route endpoint LocalHost maps, with its endpoint name.</summary>
+    /// <summary>"METHOD /path" of every operation the host serves (LocalHost's endpoints, the worker's HTTP functions), with its name.</summary>
     private Dictionary<string, string?> ServedOperations()
     {
-        var operations = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (var source in api.Factory.Services.GetServices<EndpointDataSource>())
-        {
-            foreach (var endpoint in source.Endpoints.OfType<RouteEndpoint>())
-            {
-                var methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
-                Assert.NotEmpty(methods);
-                foreach (var method in methods)
-                {
-                    operations[$"{method} /{endpoint.RoutePattern.RawText!.TrimStart('/')}"] =
-                        endpoint.Metadata.GetMetadata<IEndpointNameMetadata>()?.EndpointName;
-                }
-            }
-        }
-
+        var operations = new Dictionary<string, string?>(api.Host.ServedOperations(), StringComparer.Ordinal);
         Assert.NotEmpty(operations);
         return operations;
     }

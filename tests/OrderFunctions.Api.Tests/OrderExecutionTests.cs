@@ -5,7 +5,7 @@ using static OrderFunctions.Api.Tests.Support.TestInstruments;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>POST /api/orders and GET /api/orders/{id}: executions with exact money, and every business rejection.</summary>
-public sealed class OrderExecutionTests(ApiFixture api) : IClassFixture<ApiFixture>
+public class OrderExecutionTests(ApiFixture api) : IClassFixture<ApiFixture>
 {
     [Fact]
     public async Task Market_buy_is_201_with_exact_money_when_the_trader_is_funded()

@@ -16,7 +16,7 @@ public sealed class PublishedChainHeadTests(ApiFixture api) : IClassFixture<ApiF
     {
         // Arrange: LocalHost with an archive; a trader's orders; the heads published through the admin route
         var azurite = await AzuriteServer.GetAsync();
-        await using var host = new LocalHostFactory(api.AppConnectionString, new Dictionary<string, string>
+        await using var host = await ApiFixture.StartHostAsync(api.AppConnectionString, new Dictionary<string, string>
         {
             ["ArchiveStorage__ConnectionString"] = azurite.ConnectionString,
             ["ArchiveStorage__ContainerName"] = "heads-" + Guid.NewGuid().ToString("N"),

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json;
 using Npgsql;
 using OrderFunctions.Api.Tests.Support;
@@ -7,7 +5,7 @@ using OrderFunctions.Api.Tests.Support;
 namespace OrderFunctions.Api.Tests;
 
 /// <summary>A trader with 520 fills, executed through execute_order in batches of 40 per transaction.</summary>
-public sealed class TradeHistoryFixture : ApiFixture
+public sealed class TradeHistoryFixture : TracingApiFixture
 {
     public const int Batches = 13;
     public const int OrdersPerBatch = 40;
@@ -99,39 +97,16 @@ public sealed class TradeListingTests(TradeHistoryFixture api) : IClassFixture<T
     }
 
     /// <summary>
-    /// Counts Npgsql command activities (one per command or batch round trip) that belong to this request:
-    /// the test server keeps the caller's execution context, so they share the trace of an activity started here.
-    /// A physical connection open, should the pool need one, is traced too but carries no SQL: it is not counted.
+    /// Counts the database commands one request sent: Npgsql's command spans (one per command or batch round trip)
+    /// beneath the request's entry span, as the host exported them. A physical connection open, should the pool need
+    /// one, is traced too but carries no SQL: it is not counted.
     /// </summary>
     private async Task<(ApiResult Result, int Commands)> CountCommandsAsync(string path)
     {
-        using var source = new ActivitySource("OrderFunctions.Api.Tests");
-        var commands = new ConcurrentQueue<Activity>();
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name is "Npgsql" or "OrderFunctions.Api.Tests",
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activity =>
-            {
-                if (activity.Source.Name == "Npgsql" && (activity.GetTagItem("db.query.text") ?? activity.GetTagItem("db.statement")) is not null)
-                {
-                    commands.Enqueue(activity);
-                }
-            },
-        };
-        ActivitySource.AddActivityListener(listener);
+        var (result, trace) = await api.TracedAsync(HttpMethod.Get, path, Token);
 
-        ApiResult result;
-        ActivityTraceId trace;
-        using (var request = source.StartActivity("list trades") ?? throw new InvalidOperationException("the test activity was not sampled"))
-        {
-            trace = request.TraceId;
-            result = await api.GetAsync(path, Token);
-        }
-
-        var mine = commands.Where(a => a.TraceId == trace).ToList();
-        Assert.All(mine, a => Assert.Equal(api.DatabaseName, a.GetTagItem("db.namespace") as string));
-        return (result, mine.Count);
+        Assert.All(trace.DatabaseCommands, span => Assert.Equal(api.DatabaseName, span.Attributes.GetValueOrDefault("db.namespace")));
+        return (result, trace.DatabaseCommands.Count);
     }
 
     private async Task<List<string>> FillIdsNewestFirstAsync()

@@ -111,6 +111,53 @@ public sealed class CheckConstraintTests(DatabaseFixture database) : IClassFixtu
         AssertCheckViolation(e, constraint);
     }
 
+    [Theory]
+    [InlineData("stop_loss", "trader", "0", "orders_system_types_are_system")]
+    [InlineData("market", "system", "0", "orders_system_types_are_system")]
+    [InlineData("market", "broker", "0", "orders_source_check")]
+    [InlineData("market", "trader", "-1", "orders_write_off_check")]
+    public async Task Orders_reject_a_system_type_from_a_trader_an_unknown_source_and_a_negative_write_off(
+        string type, string source, string writeOff, string constraint)
+    {
+        var e = await InsertAsync(
+            """
+            INSERT INTO trading.orders (user_id, symbol, side, type, source, quantity, write_off, status, transaction_id, idempotency_key, request_fingerprint)
+            VALUES (@user, @symbol, 'buy', @type, @source, 1, @writeOff, 'pending', gen_random_uuid(), gen_random_uuid()::text, 'fingerprint')
+            """,
+            (user, symbol) => new { user, symbol, type, source, writeOff = decimal.Parse(writeOff, CultureInfo.InvariantCulture) });
+
+        AssertCheckViolation(e, constraint);
+    }
+
+    [Theory]
+    [InlineData("negative_balance", "-5", false, "write_offs_sign_follows_reason")]
+    [InlineData("order_rolled_back", "5", true, "write_offs_sign_follows_reason")]
+    [InlineData("order_rolled_back", "-5", false, "write_offs_reversal_names_its_order")]
+    [InlineData("forgiven", "5", false, "write_offs_reason_check")]
+    public async Task Write_offs_reject_a_sign_that_does_not_follow_the_reason_and_a_reversal_of_no_order(string reason, string amount, bool withOrder,
+        string constraint)
+    {
+        // (CHECKs are judged before the foreign key, so the order need not exist.)
+        var e = await InsertAsync(
+            "INSERT INTO trading.write_offs (user_id, order_id, transaction_id, reason, amount) VALUES (@user, @order, gen_random_uuid(), @reason, @amount)",
+            (user, _) => new { user, order = withOrder ? Guid.NewGuid() : (Guid?)null, reason, amount = decimal.Parse(amount, CultureInfo.InvariantCulture) });
+
+        AssertCheckViolation(e, constraint);
+    }
+
+    [Theory]
+    [InlineData("stop_loss", false, true)]
+    [InlineData("price_moved", true, true)]
+    [InlineData("price_moved", false, true)]
+    public async Task Risk_events_name_a_position_and_its_trader_exactly_when_they_are_a_close(string kind, bool withPosition, bool withUser)
+    {
+        var e = await InsertAsync(
+            "INSERT INTO trading.risk_events (kind, symbol, user_id, position_id, price) VALUES (@kind, @symbol, @user, @position, 10)",
+            (user, symbol) => new { kind, symbol, user = withUser ? user : (Guid?)null, position = withPosition ? Guid.NewGuid() : (Guid?)null });
+
+        AssertCheckViolation(e, "risk_events_position_iff_stop");
+    }
+
     [Fact]
     public async Task Instruments_accept_a_margin_rate_of_exactly_one()
     {

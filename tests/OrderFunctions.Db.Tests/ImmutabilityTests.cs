@@ -16,7 +16,7 @@ public sealed class ImmutabilityTests(DatabaseFixture database) : IClassFixture<
     public static TheoryData<string, string, bool> Changes()
     {
         var data = new TheoryData<string, string, bool>();
-        foreach (var table in new[] { "execution_logs", "balance_audit_log" })
+        foreach (var table in new[] { "execution_logs", "balance_audit_log", "write_offs" })
         {
             foreach (var change in new[] { "UPDATE", "DELETE", "TRUNCATE" })
             {
@@ -32,11 +32,14 @@ public sealed class ImmutabilityTests(DatabaseFixture database) : IClassFixture<
     [MemberData(nameof(Changes))]
     public async Task History_cannot_be_changed(string table, string change, bool asOwner)
     {
-        // Arrange: a trader with execution-log and audit rows.
+        // Arrange: a trader with execution-log and audit rows, and a write-off (a close whose loss exceeds the balance).
         var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
-        var user = await _trading.NewTraderAsync(1_000m);
+        var user = await _trading.NewTraderAsync(20m);
         await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m);
+        await _trading.UpsertAsync(instrument with { LastPrice = 70m });
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "sell", 1m);
         var before = await _trading.CountsAsync(user);
+        Assert.Equal(1, before.WriteOffs);
 
         // Act
         var e = await Assert.ThrowsAsync<PostgresException>(async () =>
@@ -84,6 +87,9 @@ public sealed class ImmutabilityTests(DatabaseFixture database) : IClassFixture<
         ("balance_audit_log", "UPDATE") => "UPDATE trading.balance_audit_log SET reason = 'rewritten' WHERE user_id = @user",
         ("balance_audit_log", "DELETE") => "DELETE FROM trading.balance_audit_log WHERE user_id = @user",
         ("balance_audit_log", "TRUNCATE") => "TRUNCATE trading.balance_audit_log",
+        ("write_offs", "UPDATE") => "UPDATE trading.write_offs SET amount = 0.01 WHERE user_id = @user",
+        ("write_offs", "DELETE") => "DELETE FROM trading.write_offs WHERE user_id = @user",
+        ("write_offs", "TRUNCATE") => "TRUNCATE trading.write_offs",
         _ => throw new ArgumentOutOfRangeException(nameof(table), $"{change} on {table}"),
     };
 }

@@ -11,7 +11,8 @@ namespace OrderFunctions.Db.Tests;
 public sealed class IntegrityTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] CheckNames =
-        ["order_state", "fill_matches_order", "position_link", "audit_matches_order", "execution_log", "hash_chain", "audit_chain", "account_matches_ledger"];
+        ["order_state", "fill_matches_order", "position_link", "audit_matches_order", "execution_log", "hash_chain", "audit_chain", "account_matches_ledger",
+         "write_off_matches_order"];
 
     private readonly Trading _trading = new(database);
 
@@ -76,6 +77,25 @@ public sealed class IntegrityTests(DatabaseFixture database) : IClassFixture<Dat
 
         Assert.False(response.Bool("valid"));
         Assert.Equal(["account_matches_ledger"], Checks(response).Where(c => !c.Passed).Select(c => c.Name));
+    }
+
+    [Fact]
+    public async Task Integrity_check_passes_for_a_close_with_a_write_off_and_names_write_off_matches_order_when_its_entry_is_gone()
+    {
+        // A close whose loss exceeds the balance: 1 at 100 on 20 of cash, closed at 70.
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var user = await _trading.NewTraderAsync(20m);
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m);
+        await _trading.UpsertAsync(instrument with { LastPrice = 70m });
+        var close = await _trading.ExecutedOrderAsync(user, instrument.Symbol, "sell", 1m);
+        var valid = await _trading.IntegrityAsync(user, close.Guid("transaction_id"));
+
+        await TamperAsync("DELETE FROM trading.write_offs WHERE user_id = @user AND order_id = @order", user, close.Guid("order_id"));
+        var response = await _trading.IntegrityAsync(user, close.Guid("transaction_id"));
+
+        Assert.True(valid.Bool("valid"), valid.Json);
+        Assert.False(response.Bool("valid"));
+        Assert.Equal(["write_off_matches_order"], Checks(response).Where(c => !c.Passed).Select(c => c.Name));
     }
 
     [Fact]

@@ -104,6 +104,36 @@ public sealed class InternalErrorTests(DatabaseFixture database) : IClassFixture
         Assert.Equal("injected fault in execution_logs for the test", error.Message);
     }
 
+    [Fact]
+    public async Task A_risk_batch_that_fails_unexpectedly_changes_nothing_logs_its_error_and_leaves_its_work_queued()
+    {
+        // Arrange: a stop crossed by a price, and the system close's fill failing.
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var user = await _trading.NewTraderAsync(10_000m);
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m, stopLoss: 95m);
+        await _trading.SetPricesAsync((instrument.Symbol, 90m));
+        var account = await _trading.AccountSnapshotAsync(user);
+        var positions = await _trading.PositionsSnapshotAsync(user);
+        await FailAsync(instrument.Symbol);
+
+        // Act
+        var failed = await _trading.ProcessRiskEventsAsync();
+        var afterFailure = (await _trading.AccountSnapshotAsync(user), await _trading.PositionsSnapshotAsync(user), await QueuedAsync(instrument.Symbol));
+        await RecoverAsync(instrument.Symbol);
+        await _trading.DrainAsync();
+
+        // Assert: nothing of the batch stayed, its error is recorded, and the next batch does the work.
+        Assert.Equal(("INTERNAL_ERROR", 500), (failed.ErrorCode, failed.Status));
+        Assert.DoesNotContain("injected", failed.Json, StringComparison.Ordinal);
+        Assert.Equal((account, positions, 2L), afterFailure);
+        Assert.Equal(1, await database.AdminScalarAsync<long>(
+            "SELECT count(*) FROM trading.error_log WHERE context ->> 'function' = 'process_risk_events' AND message = 'injected fault in fills for the test'"));
+        Assert.Single(await _trading.OrdersAsync(user), o => o.Type == "stop_loss" && o.Status == "executed");
+        Assert.Equal(0, await QueuedAsync(instrument.Symbol));
+    }
+
+    private Task<long> QueuedAsync(string symbol) => database.AdminScalarAsync<long>("SELECT count(*) FROM trading.risk_events WHERE symbol = $1", symbol);
+
     private Task FailAsync(string symbol) => database.AdminExecuteAsync("INSERT INTO public.failing_symbols VALUES ($1)", symbol);
 
     private Task RecoverAsync(string symbol) => database.AdminExecuteAsync("DELETE FROM public.failing_symbols WHERE symbol = $1", symbol);

@@ -9,8 +9,12 @@ namespace OrderFunctions.Db.Tests;
 public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] TenantTables =
-        ["accounts", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions",
-         "strategies"];
+        ["accounts", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders",
+         "positions", "strategies", "write_offs"];
+
+    /// <summary>What the risk engine's set-based closes write (R__08's orders_risk policies).</summary>
+    private static readonly string[] RiskTables =
+        ["accounts", "balance_audit_log", "error_log", "execution_logs", "fills", "orders", "positions", "write_offs"];
 
     [Fact]
     public async Task Trading_schema_has_exactly_the_tables_of_the_data_model()
@@ -19,7 +23,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
 
         Assert.Equal(
             ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
-             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "strategies"],
+             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "risk_events", "strategies", "write_offs"],
             tables);
     }
 
@@ -70,6 +74,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "positions(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "positions(user_id, strategy_id) -> strategies(user_id, id) ON DELETE SET NULL (strategy_id)",
                 "strategies(user_id) -> accounts(user_id) ON DELETE CASCADE",
+                "write_offs(user_id) -> accounts(user_id) ON DELETE RESTRICT",
+                "write_offs(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
             },
             actual);
     }
@@ -107,12 +113,13 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var enabledOnly = await NamesAsync(
             "SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind = 'r' AND relrowsecurity AND NOT relforcerowsecurity");
 
-        Assert.Equal(TenantTables, forced);
+        // risk_events is no trader's, but forced too: only the risk engine and maintenance have policies on it.
+        Assert.Equal(TenantTables.Append("risk_events").Order(StringComparer.Ordinal), forced);
         Assert.Empty(enabledOnly);
     }
 
     [Fact]
-    public async Task Policies_are_exactly_tenant_maintenance_archiver_and_verifier()
+    public async Task Policies_are_exactly_tenant_maintenance_archiver_risk_and_verifier()
     {
         var policies = await NamesAsync(
             """
@@ -128,6 +135,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 $"{t} {t}_maintenance SELECT PERMISSIVE {{orders_maintenance}}",
             })
             .Concat(new[] { "balance_audit_log", "error_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_archiver ALL PERMISSIVE {{orders_archiver}}"))
+            .Concat(RiskTables.Select(t => $"{t} {t}_risk ALL PERMISSIVE {{orders_risk}}"))
+            .Concat(["risk_events risk_events_risk ALL PERMISSIVE {orders_risk}", "risk_events risk_events_maintenance SELECT PERMISSIVE {orders_maintenance}"])
             // The verifier reads every chain and writes only the chain checkpoints.
             .Concat(new[] { "accounts", "execution_logs", "balance_audit_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_verifier SELECT PERMISSIVE {{orders_verifier}}"))
             .Append("chain_checkpoints chain_checkpoints_verifier ALL PERMISSIVE {orders_verifier}")
@@ -164,7 +173,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         // The money paths at least; any SECURITY DEFINER function added later is held to the same rule.
         Assert.Superset(
             new HashSet<string>(["deposit", "execute_order", "rollback_order_execution", "update_user_balance_and_margin", "upsert_instruments",
-                                 "validate_atomic_execution_integrity", "archive_audit_rows"]),
+                                 "validate_atomic_execution_integrity", "archive_audit_rows", "set_prices", "set_position_stops", "sync_positions",
+                                 "enqueue_price_checks", "process_risk_events", "risk_backstop"]),
             functions.Select(f => f.Name).ToHashSet());
         Assert.All(functions, f =>
         {
@@ -268,6 +278,92 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
             """);
 
         Assert.Equal(["accounts", "positions"], tables);
+    }
+
+    [Fact]
+    public async Task Risk_engine_functions_belong_to_orders_risk_which_cannot_log_in_and_only_its_entry_points_are_granted()
+    {
+        var owned = await NamesAsync("SELECT proname FROM pg_proc WHERE pronamespace = 'trading'::regnamespace AND proowner = 'orders_risk'::regrole");
+        var grants = await NamesAsync(
+            """
+            SELECT p.proname || ' -> ' || acl.grantee::regrole::text
+            FROM pg_proc p
+            CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) acl
+            WHERE p.pronamespace = 'trading'::regnamespace AND p.proowner = 'orders_risk'::regrole
+              AND acl.privilege_type = 'EXECUTE' AND acl.grantee <> p.proowner
+            """);
+        var canLogIn = await database.AdminScalarAsync<bool>("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'orders_risk'");
+
+        Assert.Equal(["accounts_below_margin_level", "close_positions", "enqueue_price_checks", "liquidate_below", "process_risk_events", "risk_backstop"],
+            owned);
+        // The set-based closes are reached only through the entry points: prices queue work, maintenance works it.
+        Assert.Equal(["enqueue_price_checks -> orders_owner", "process_risk_events -> orders_maintenance", "risk_backstop -> orders_maintenance"], grants);
+        Assert.False(canLogIn);
+    }
+
+    [Fact]
+    public async Task Positions_have_partial_indexes_that_find_crossed_stops_by_range_and_holders_by_symbol()
+    {
+        var definitions = await NamesAsync(
+            """
+            SELECT pg_get_indexdef(c.oid) FROM pg_class c
+            WHERE c.relname IN ('positions_open_stop_loss_idx', 'positions_open_take_profit_idx', 'positions_symbol_idx')
+              AND c.relnamespace = 'trading'::regnamespace
+            """);
+
+        Assert.Equal(
+            [
+                "CREATE INDEX positions_open_stop_loss_idx ON trading.positions USING btree (symbol, side, stop_loss) WHERE ((status = 'open'::text) AND (stop_loss IS NOT NULL))",
+                "CREATE INDEX positions_open_take_profit_idx ON trading.positions USING btree (symbol, side, take_profit) WHERE ((status = 'open'::text) AND (take_profit IS NOT NULL))",
+                "CREATE INDEX positions_symbol_idx ON trading.positions USING btree (symbol, status)",
+            ],
+            definitions);
+    }
+
+    [Fact]
+    public async Task Orders_allow_one_executed_system_close_per_position_index_their_write_offs_and_risk_events_hold_one_close_per_position_and_check_per_symbol()
+    {
+        var definitions = await NamesAsync(
+            """
+            SELECT pg_get_indexdef(c.oid) FROM pg_class c
+            WHERE c.relname IN ('orders_one_system_close_per_position', 'risk_events_one_per_position', 'risk_events_one_check_per_symbol',
+                                'orders_write_off_idx')
+              AND c.relnamespace = 'trading'::regnamespace
+            """);
+
+        Assert.Equal(
+            [
+                "CREATE INDEX orders_write_off_idx ON trading.orders USING btree (user_id, id) WHERE (write_off <> (0)::numeric)",
+                "CREATE UNIQUE INDEX orders_one_system_close_per_position ON trading.orders USING btree (user_id, position_id) WHERE ((source = 'system'::text) AND (status = 'executed'::text))",
+                "CREATE UNIQUE INDEX risk_events_one_check_per_symbol ON trading.risk_events USING btree (symbol) WHERE (kind = 'price_moved'::text)",
+                "CREATE UNIQUE INDEX risk_events_one_per_position ON trading.risk_events USING btree (user_id, position_id) WHERE (position_id IS NOT NULL)",
+            ],
+            definitions);
+    }
+
+    [Fact]
+    public async Task A_second_executed_system_close_of_one_position_is_refused()
+    {
+        // Arrange: a stop-loss closed by the risk engine.
+        var trading = new Trading(database);
+        var instrument = await trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var user = await trading.NewTraderAsync(1_000m);
+        await trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m, stopLoss: 95m);
+        await trading.SetPricesAsync((instrument.Symbol, 90m));
+        await trading.DrainAsync();
+        var stop = Assert.Single(await trading.OrdersAsync(user), o => o.Type == "stop_loss");
+
+        // Act: the same close once more, as the admin.
+        var e = await Assert.ThrowsAsync<PostgresException>(() => trading.AdminAsync(c => c.ExecuteAsync(
+            """
+            INSERT INTO trading.orders
+            SELECT (jsonb_populate_record(o, jsonb_build_object('id', gen_random_uuid(), 'transaction_id', gen_random_uuid(),
+                                                               'idempotency_key', gen_random_uuid()::text))).*
+            FROM trading.orders o WHERE o.user_id = @user AND o.id = @id
+            """, new { user, id = stop.Id })));
+
+        Assert.Equal(PostgresErrorCodes.UniqueViolation, e.SqlState);
+        Assert.Equal("orders_one_system_close_per_position", e.ConstraintName);
     }
 
     private async Task<List<T>> QueryAsync<T>(string sql)

@@ -14,6 +14,9 @@ public sealed class AppSettingsTests
         ["FUNCTIONS_WORKER_RUNTIME"] = "Flex Consumption takes the worker runtime from functionAppConfig.runtime and rejects this setting",
         ["AzureWebJobsStorage"] = "the host reaches its storage by identity: AzureWebJobsStorage__accountName, __credential and __clientId replace the connection string",
         ["ArchiveStorage__ConnectionString"] = "the archive is reached by identity through ArchiveStorage__serviceUri; the account has no shared key to put in a connection string",
+        ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "a local OpenTelemetry collector; in Azure traces go to Application Insights through APPLICATIONINSIGHTS_CONNECTION_STRING",
+        ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "the protocol of that local collector",
+        ["OTEL_TRACES_EXPORTER"] = "console export for a developer's terminal",
     };
 
     public static TheoryData<string> SampleSettings => [.. SampleKeys().Where(k => !NotInAzure.ContainsKey(k))];
@@ -78,9 +81,24 @@ public sealed class AppSettingsTests
         Assert.NotEqual("", settings["Auth__Authority"]);
     }
 
+    [Fact]
+    public void Every_setting_the_app_reads_is_in_the_sample()
+    {
+        var missing = OrderFunctions.Core.Configuration.OrderFunctionsSettings.Keys.Except(SampleKeys().Concat(SampleHostKeys())).ToList();
+
+        Assert.True(missing.Count == 0, $"read by the app but missing from local.settings.sample.json: {string.Join(", ", missing)}");
+    }
+
     private static IEnumerable<string> SampleKeys()
     {
         var sample = JsonNode.Parse(File.ReadAllText(Repo.SettingsSample))!;
         return sample["Values"]!.AsObject().Select(p => p.Key);
+    }
+
+    // The sample's "Host" section (e.g. Host.CORS) is what `func start` and LocalHost read as Host__<name>.
+    private static IEnumerable<string> SampleHostKeys()
+    {
+        var sample = JsonNode.Parse(File.ReadAllText(Repo.SettingsSample))!;
+        return sample["Host"]?.AsObject().Select(p => "Host__" + p.Key) ?? [];
     }
 }

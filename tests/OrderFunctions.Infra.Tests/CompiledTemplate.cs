@@ -7,10 +7,11 @@ internal sealed class CompiledTemplate
 {
     private static readonly Lazy<Task<CompiledTemplate>> Shared = new(CompileAsync);
 
-    private CompiledTemplate(JsonObject template, JsonObject parameters)
+    private CompiledTemplate(JsonObject template, JsonObject parameters, JsonObject testParameters)
     {
         Template = template;
         Parameters = parameters;
+        TestParameters = testParameters;
     }
 
     /// <summary>The ARM template of main.bicep, modules inlined as nested deployments.</summary>
@@ -18,6 +19,22 @@ internal sealed class CompiledTemplate
 
     /// <summary>The ARM parameters file main.bicepparam compiles to.</summary>
     public JsonObject Parameters { get; }
+
+    /// <summary>The ARM parameters file infra/test.bicepparam (the named test deployment) compiles to.</summary>
+    public JsonObject TestParameters { get; }
+
+    /// <summary>A parameter's default value in main.bicep, or null when it has none.</summary>
+    public JsonNode? DefaultOf(string parameter) => Template["parameters"]![parameter]!["defaultValue"];
+
+    /// <summary>The value a compiled parameters file gives a parameter, or null when it does not set it.</summary>
+    public static JsonNode? ValueIn(JsonObject parameters, string parameter) => parameters["parameters"]?[parameter]?["value"];
+
+    /// <summary>What a parameter ends up as with a parameters file: its value there, else the template's default.</summary>
+    public JsonNode? Effective(JsonObject parameters, string parameter) => ValueIn(parameters, parameter) ?? DefaultOf(parameter);
+
+    /// <summary>The nested deployment of a module, by its deployment name.</summary>
+    public JsonObject Module(string name) =>
+        Resources("Microsoft.Resources/deployments").Single(d => d["name"]?.ToString() == name);
 
     public IReadOnlySet<string> ParameterNames => Template["parameters"]!.AsObject().Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
 
@@ -78,9 +95,13 @@ internal sealed class CompiledTemplate
             Assert.True(build.ExitCode == 0, $"bicep build infra/main.bicep failed:\n{build.Diagnostics}");
             var buildParams = await BicepCli.RunAsync(BicepCli.EnvironmentFor(Repo.MainParameters), "build-params", Repo.MainParameters, "--outfile", parameters);
             Assert.True(buildParams.ExitCode == 0, $"bicep build-params infra/main.bicepparam failed:\n{buildParams.Diagnostics}");
+            var testParameters = Path.Combine(output.FullName, "test.parameters.json");
+            var buildTest = await BicepCli.RunAsync(BicepCli.EnvironmentFor(Repo.TestParameters), "build-params", Repo.TestParameters, "--outfile", testParameters);
+            Assert.True(buildTest.ExitCode == 0, $"bicep build-params infra/test.bicepparam failed:\n{buildTest.Diagnostics}");
             return new CompiledTemplate(
                 JsonNode.Parse(await File.ReadAllTextAsync(template))!.AsObject(),
-                JsonNode.Parse(await File.ReadAllTextAsync(parameters))!.AsObject());
+                JsonNode.Parse(await File.ReadAllTextAsync(parameters))!.AsObject(),
+                JsonNode.Parse(await File.ReadAllTextAsync(testParameters))!.AsObject());
         }
         finally
         {

@@ -9,6 +9,7 @@ public sealed partial class DeployDocTests
     private static readonly Dictionary<string, string> NamesOutsideInfra = new(StringComparer.Ordinal)
     {
         ["requestedAccessTokenVersion"] = "a property of the API app registration's manifest in Microsoft Entra",
+        ["preAuthorizedApplications"] = "a property of the API app registration (its api section) in Microsoft Entra",
     };
 
     [Fact]

@@ -1,32 +1,30 @@
 using System.Reflection;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Jobs;
 
 namespace OrderFunctions.Infra.Tests;
 
 /// <summary>
-/// The Functions worker app cannot be compiled on these machines (its packages are not served here), so its
-/// sources are checked as text against Core: every endpoint has exactly one trigger with the same method and
-/// route constant and the host can register every route (the timers: MaintenanceJobRegistrationTests).
+/// The functions.metadata the Functions SDK generates when it builds functions/OrderFunctions (what the host indexes
+/// and deploys) against Core's route table, which LocalHost maps one endpoint per entry: the same names, methods,
+/// routes and authorization on both hosts, one catch-all, and the timers on their schedule settings.
 /// </summary>
-public sealed partial class FunctionsAppTests
+public sealed class FunctionsAppTests
 {
-    private static readonly string FunctionsDir = Repo.Full("functions/OrderFunctions");
-
-    private static string Sources => string.Join("\n", Directory.EnumerateFiles(FunctionsDir, "*.cs").Order(StringComparer.Ordinal).Select(File.ReadAllText));
+    private static readonly Lazy<IReadOnlyList<Function>> Metadata = new(Load);
 
     public static TheoryData<string> EndpointNamesData()
     {
         var data = new TheoryData<string>();
-        foreach (var field in typeof(EndpointNames).GetFields(BindingFlags.Public | BindingFlags.Static))
+        foreach (var endpoint in BuildApi().Endpoints)
         {
-            data.Add((string)field.GetValue(null)!);
+            data.Add(endpoint.Name);
         }
 
         return data;
@@ -34,75 +32,75 @@ public sealed partial class FunctionsAppTests
 
     [Theory]
     [MemberData(nameof(EndpointNamesData))]
-    public void Every_endpoint_has_one_trigger_with_its_method_and_route_constant(string endpoint)
+    public void Every_endpoint_is_one_anonymous_http_function_with_its_method_and_route(string endpoint)
     {
         var api = BuildApi().Endpoint(endpoint);
-        var triggers = TriggerPattern().Matches(Sources).Where(m => m.Groups["name"].Value == endpoint).ToList();
 
-        var trigger = Assert.Single(triggers);
-        Assert.Equal(api.Method, trigger.Groups["method"].Value, ignoreCase: true);
-        Assert.Equal(api.Route, RouteConstant(trigger.Groups["route"].Value));
-        Assert.Contains($"HandleAsync(EndpointNames.{endpoint},", trigger.Groups["body"].Value, StringComparison.Ordinal);
-        // Route placeholders are bound by name to trigger parameters and handed to Core by that name.
-        foreach (Match placeholder in PlaceholderPattern().Matches(api.Route))
-        {
-            var name = placeholder.Groups[1].Value;
-            Assert.Contains($"string {name},", trigger.Groups["body"].Value, StringComparison.Ordinal);
-            Assert.Contains($"(nameof({name}), {name})", trigger.Groups["body"].Value, StringComparison.Ordinal);
-        }
+        var function = Assert.Single(Metadata.Value, f => f.Name == endpoint);
+
+        var trigger = function.Trigger;
+        Assert.Equal("httpTrigger", trigger.Type);
+        Assert.Equal("Anonymous", trigger.AuthLevel);
+        Assert.Equal([api.Method.ToLowerInvariant()], trigger.Methods);
+        Assert.Equal(api.Route, trigger.Route);
+        Assert.Contains(function.Bindings, b => b.Type == "http" && b.Direction == "Out" && b.Name == "$return");
     }
 
     [Fact]
-    public void Every_trigger_is_anonymous_and_takes_a_cancellation_token()
+    public void The_only_other_http_function_is_the_catch_all_for_every_method()
     {
-        var triggers = TriggerPattern().Matches(Sources);
+        var endpoints = BuildApi().Endpoints.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
 
-        Assert.Equal(EndpointNamesData().Count, triggers.Count);
-        Assert.All(triggers, t => Assert.Contains("CancellationToken cancellationToken", t.Groups["body"].Value, StringComparison.Ordinal));
-        Assert.DoesNotMatch(@"AuthorizationLevel\.(Function|Admin|System|User)", Sources);
+        var others = Metadata.Value.Where(f => f.Trigger.Type == "httpTrigger" && !endpoints.Contains(f.Name)).ToList();
+
+        var catchAll = Assert.Single(others);
+        Assert.Equal("Unmatched", catchAll.Name);
+        Assert.Equal(Routes.CatchAll, catchAll.Trigger.Route);
+        Assert.Null(catchAll.Trigger.Methods);
+        Assert.Equal("Anonymous", catchAll.Trigger.AuthLevel);
+    }
+
+    [Fact]
+    public void The_timers_are_the_registered_jobs_on_their_schedule_settings_and_never_run_on_startup()
+    {
+        // One timer per registered job (MaintenanceJobs), none more; which job each runs: MaintenanceJobRegistrationTests.
+        var timers = Metadata.Value.Where(f => f.Trigger.Type == "timerTrigger").ToList();
+
+        Assert.Equal(MaintenanceJobs.All.Select(j => j.ScheduleBinding).Order(StringComparer.Ordinal),
+            timers.Select(t => t.Trigger.Schedule).Order(StringComparer.Ordinal));
+        Assert.All(timers, t => Assert.False(t.Trigger.RunOnStartup));
+    }
+
+    [Fact]
+    public void The_app_has_no_function_but_the_endpoints_the_catch_all_and_the_timers()
+    {
+        Assert.Equal(BuildApi().Endpoints.Count + 1 + JobNames.All.Count, Metadata.Value.Count);
+        Assert.All(Metadata.Value, f => Assert.Equal("dotnet-isolated", f.Language));
     }
 
     [Fact]
     public void No_route_begins_with_a_prefix_the_Functions_host_reserves_and_the_route_prefix_is_empty()
     {
-        var routes = typeof(Routes).GetFields(BindingFlags.Public | BindingFlags.Static).Select(f => (string)f.GetValue(null)!).ToList();
+        var routes = Metadata.Value.Select(f => f.Trigger.Route).OfType<string>().ToList();
         using var host = JsonDocument.Parse(File.ReadAllText(Repo.Full("host.json")));
 
         // The host refuses function routes starting with "admin" or "runtime" (its own APIs live there).
+        Assert.NotEmpty(routes);
         Assert.All(routes, r => Assert.False(
             r.StartsWith("admin", StringComparison.OrdinalIgnoreCase) || r.StartsWith("runtime", StringComparison.OrdinalIgnoreCase) || r.StartsWith('/'), r));
-        Assert.All(routes, r => Assert.StartsWith("api/", r, StringComparison.Ordinal));
+        Assert.All(routes.Where(r => r != Routes.CatchAll), r => Assert.StartsWith("api/", r, StringComparison.Ordinal));
         Assert.Equal("", host.RootElement.GetProperty("extensions").GetProperty("http").GetProperty("routePrefix").GetString());
     }
 
     [Fact]
-    public void Log_calls_in_the_Functions_app_use_message_templates_not_interpolation()
+    public void The_solution_builds_the_Functions_app_and_no_solution_filter_leaves_it_out()
     {
-        // CA2254 would catch this, but the project is not compiled here.
-        Assert.DoesNotMatch(@"Log\w*\([^;]*\$""", Sources);
+        var solution = File.ReadAllText(Repo.Full("OrderFunctions.sln")).Replace('\\', '/');
+
+        Assert.Contains("functions/OrderFunctions/OrderFunctions.csproj", solution, StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.EnumerateFiles(Repo.Root, "*.slnf"),
+            filter => !File.ReadAllText(filter).Replace('\\', '/').Contains("functions/OrderFunctions/OrderFunctions.csproj", StringComparison.Ordinal));
     }
-
-    [Fact]
-    public void Nothing_that_builds_here_references_the_Functions_app()
-    {
-        var referencing = Directory.EnumerateFiles(Repo.Root, "*.csproj", SearchOption.AllDirectories)
-            .Where(p => !p.Contains($"{Path.DirectorySeparatorChar}node_modules{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
-            .Where(p => Path.GetFileName(p) != "OrderFunctions.csproj" && ReferencesWorker(p))
-            .Select(Repo.Relative)
-            .ToList();
-        var localFilter = File.ReadAllText(Repo.Full("OrderFunctions.Local.slnf"));
-        var solution = File.ReadAllText(Repo.Full("OrderFunctions.sln"));
-
-        Assert.Empty(referencing);
-        Assert.DoesNotContain("functions/OrderFunctions/OrderFunctions.csproj", localFilter, StringComparison.Ordinal);
-        Assert.Contains("OrderFunctions.csproj", solution.Replace('\\', '/'), StringComparison.Ordinal);
-    }
-
-    private static bool ReferencesWorker(string csproj) =>
-        Regex.IsMatch(File.ReadAllText(csproj), @"Include=""[^""]*[/\\]OrderFunctions[/\\]OrderFunctions\.csproj""");
-
-    private static string RouteConstant(string name) =>
-        (string)typeof(Routes).GetField(name, BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
 
     private static OrderApi BuildApi()
     {
@@ -119,10 +117,18 @@ public sealed partial class FunctionsAppTests
         return services.BuildServiceProvider().GetRequiredService<OrderApi>();
     }
 
-    // [Function(EndpointNames.X)] ... [HttpTrigger(AuthorizationLevel.Anonymous, "post", Route = Routes.Y)] ... up to the next [Function
-    [GeneratedRegex(@"\[Function\(EndpointNames\.(?<name>\w+)\)\](?<body>\s*public[^\[]*\[HttpTrigger\(AuthorizationLevel\.Anonymous,\s*""(?<method>\w+)"",\s*Route\s*=\s*Routes\.(?<route>\w+)\)\][^\[]*)")]
-    private static partial Regex TriggerPattern();
+    private static IReadOnlyList<Function> Load()
+    {
+        var path = typeof(FunctionsAppTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "FunctionsMetadataPath").Value!;
+        Assert.True(File.Exists(path), $"{path} is missing: build functions/OrderFunctions (the test project does so first)");
+        return JsonSerializer.Deserialize<List<Function>>(File.ReadAllText(path), new JsonSerializerOptions { PropertyNameCaseInsensitive = true })!;
+    }
 
-    [GeneratedRegex(@"\{(\w+)\}")]
-    private static partial Regex PlaceholderPattern();
+    private sealed record Function(string Name, string Language, string EntryPoint, List<Binding> Bindings)
+    {
+        public Binding Trigger => Bindings.Single(b => b.Type.EndsWith("Trigger", StringComparison.Ordinal));
+    }
+
+    private sealed record Binding(string Name, string Type, string Direction, string? AuthLevel, List<string>? Methods, string? Route,
+        string? Schedule, bool RunOnStartup);
 }

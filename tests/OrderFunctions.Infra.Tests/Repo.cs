@@ -11,6 +11,9 @@ internal static class Repo
 
     public static string MainParameters => Path.Combine(Infra, "main.bicepparam");
 
+    /// <summary>The named test deployment's parameters: production's shape with an unlocked archive policy.</summary>
+    public static string TestParameters => Path.Combine(Infra, "test.bicepparam");
+
     public static string DeployDoc => Path.Combine(Root, "docs", "deploy.md");
 
     public static string SettingsSample => Path.Combine(Root, "local.settings.sample.json");

@@ -12,8 +12,11 @@ namespace OrderFunctions.Jobs.Tests;
 /// Audit retention against a real PostgreSQL and a real Azurite. Audit rows come from real money movements; then
 /// some are moved into the past as admin (session_replication_role = replica skips the append-only triggers).
 /// </summary>
-public sealed class AuditRetentionJobTests : IAsyncLifetime
+public class AuditRetentionJobTests : IAsyncLifetime
 {
+    /// <summary>Whether the jobs reach the database through PgBouncer (transaction pooling); see the derived class.</summary>
+    protected virtual bool ThroughPgBouncer => false;
+
     private static readonly TimeSpan EightYears = TimeSpan.FromDays(8 * 366);
     private static readonly MaintenanceSettings Settings = new() { AuditLogRetentionDays = 2557, ErrorLogRetentionDays = 90, RetentionBatchSize = 3 };
 
@@ -22,7 +25,7 @@ public sealed class AuditRetentionJobTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _db = await JobsDatabase.CreateAsync();
+        _db = await JobsDatabase.CreateAsync(ThroughPgBouncer);
         _archive = await ArchiveContainer.CreateAsync();
     }
 

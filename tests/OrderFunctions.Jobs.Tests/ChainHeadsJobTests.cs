@@ -30,7 +30,7 @@ public sealed class ChainHeadsJobTests : IAsyncLifetime
 
     private ChainHeadsJob Publisher() => new(_db.Orders, _archive.Store(), _published, NullLogger<ChainHeadsJob>.Instance);
 
-    private OrphanScanJob Scan() => new(_db.Orders, new MaintenanceSettings(), new PublishedChainHeads(_archive.Store(), TimeProvider.System),
+    private OrphanScanJob Scan() => new(_db.Orders, new MaintenanceSettings(), _db.Risk(), new PublishedChainHeads(_archive.Store(), TimeProvider.System),
         NullLogger<OrphanScanJob>.Instance);
 
     [Fact]

@@ -60,7 +60,7 @@ public sealed class MaintenanceScheduleTests
         // Arrange: a real job on its own database; the clock stands at 10:07:30, the schedule is every 15 minutes
         await using var db = await JobsDatabase.CreateAsync();
         var ran = new TaskCompletionSource<JobRun>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var job = new SignallingJob(new OrphanScanJob(db.Orders, new MaintenanceSettings(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance), ran);
+        var job = new SignallingJob(new OrphanScanJob(db.Orders, new MaintenanceSettings(), db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance), ran);
         var clock = new ManualClock(new DateTimeOffset(2030, 1, 1, 10, 7, 30, TimeSpan.Zero));
         var settings = Load(new() { ["ORPHAN_SCAN_SCHEDULE"] = "0 */15 * * * *" });
         using var scheduler = new MaintenanceScheduler([job], settings, clock, NullLogger<MaintenanceScheduler>.Instance);

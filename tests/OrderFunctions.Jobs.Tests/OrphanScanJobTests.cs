@@ -9,16 +9,19 @@ using OrderFunctions.Jobs.Tests.Support;
 namespace OrderFunctions.Jobs.Tests;
 
 /// <summary>The orphan scan on a database of each test's own: what it fails, and what it reports by check name.</summary>
-public sealed class OrphanScanJobTests : IAsyncLifetime
+public class OrphanScanJobTests : IAsyncLifetime
 {
+    /// <summary>Whether the jobs reach the database through PgBouncer (transaction pooling); see the derived class.</summary>
+    protected virtual bool ThroughPgBouncer => false;
+
     private static readonly MaintenanceSettings Settings = new() { OrphanThresholdMinutes = 10 };
     private JobsDatabase _db = null!;
 
-    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync();
+    public async Task InitializeAsync() => _db = await JobsDatabase.CreateAsync(ThroughPgBouncer);
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 
-    private OrphanScanJob Job() => new(_db.Orders, Settings, JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
+    private OrphanScanJob Job() => new(_db.Orders, Settings, _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
     [Fact]
     public async Task Orphan_scan_fails_and_audits_an_order_stuck_in_executing_past_the_threshold()
@@ -162,6 +165,58 @@ public sealed class OrphanScanJobTests : IAsyncLifetime
         Assert.Equal(JobRun.Failed, (await _db.RunAsync(run.RunId)).Status);
     }
 
+    [Fact]
+    public async Task Orphan_scan_closes_a_stop_and_stops_out_an_account_that_no_price_update_acted_on()
+    {
+        // Arrange: a long with stop_loss 95 and a thinly funded long without stops (1 at 100 on 10.2 of cash), then
+        // a price written past the routes, so no risk work was queued.
+        var symbol = await _db.NewInstrumentAsync();
+        var stopped = await _db.NewTraderAsync(1_000m);
+        var thin = await _db.NewTraderAsync(10.2m);
+        var opened = await _db.Orders.CallAsync(Core.Data.DbRole.Api, stopped,
+            "SELECT trading.execute_order(@Symbol, 'buy', 'market', 1, NULL, @Key, 'stop', NULL, 95, NULL)::text",
+            new { Symbol = symbol, Key = Guid.NewGuid().ToString() }, Core.Data.Writes.Idempotently, CancellationToken.None);
+        Assert.True((bool?)opened["success"], opened.ToJsonString());
+        await _db.ExecutedOrderAsync(thin, symbol, "buy", 1m);
+        await _db.AdminAsync(c => c.ExecuteAsync("UPDATE trading.instruments SET last_price = 90 WHERE symbol = @Symbol", new { Symbol = symbol }));
+
+        // Act
+        var run = await Job().RunAsync("test", CancellationToken.None);
+
+        // Assert: closed by the backstop, and the run says so.
+        Assert.Equal(JobRun.Succeeded, run.Status);
+        var closes = await _db.AdminAsync(c => c.QueryAsync<(Guid User, string Type, decimal Price)>(
+            "SELECT user_id, type, executed_price FROM trading.orders WHERE source = 'system' AND symbol = @Symbol", new { Symbol = symbol }));
+        Assert.Equal([(thin, "liquidation", 90m), (stopped, "stop_loss", 90m)], closes.OrderBy(c => c.Type, StringComparer.Ordinal));
+        Assert.Equal(2, (long?)run.Findings["counts"]![OrphanScanJob.RiskBackstop]);
+        var report = Assert.Single(Rows(run, OrphanScanJob.RiskBackstop))!;
+        Assert.Equal((1, 1), ((int?)report["closed"]!["stop_loss"], (int?)report["closed"]!["liquidation"]));
+        Assert.Empty(Rows(run, "ledger_mismatches"));
+        Assert.Empty(Rows(run, "write_off_mismatches"));
+    }
+
+    [Fact]
+    public async Task Orphan_scan_reports_a_write_off_whose_ledger_entry_is_gone()
+    {
+        // A close whose loss exceeds the balance (1 at 100 on 20, closed at 70), then its write-off entry deleted
+        // behind the triggers' back.
+        var symbol = await _db.NewInstrumentAsync();
+        var user = await _db.NewTraderAsync(20m);
+        await _db.ExecutedOrderAsync(user, symbol, "buy", 1m);
+        await _db.AdminAsync(c => c.ExecuteAsync("UPDATE trading.instruments SET last_price = 70 WHERE symbol = @Symbol", new { Symbol = symbol }));
+        var close = await _db.ExecutedOrderAsync(user, symbol, "sell", 1m);
+        Assert.Equal(10.17m, (decimal?)close["data"]!["write_off"]);
+        await _db.TamperAsync("DELETE FROM trading.write_offs WHERE user_id = @User", new { User = user });
+
+        var run = await Job().RunAsync("test", CancellationToken.None);
+
+        Assert.Equal(JobRun.Succeeded, run.Status);
+        var mismatch = Assert.Single(Rows(run, "write_off_mismatches"))!;
+        Assert.Equal((user.ToString(), (string?)close["data"]!["order_id"]), ((string?)mismatch["user_id"], (string?)mismatch["order_id"]));
+        Assert.Equal(1, (long?)run.Findings["counts"]!["write_off_mismatches"]);
+        Assert.Empty(Rows(run, "ledger_mismatches"));
+    }
+
     private static List<JsonNode?> Rows(JobRun run, string check) => [.. run.Findings[check]!.AsArray()];
 }
 
@@ -196,7 +251,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.True((bool?)rollback["success"], rollback.ToJsonString());
 
         // Act
-        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
+        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
 
         // Assert
         Assert.Equal(JobRun.Succeeded, run.Status);
@@ -204,7 +259,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.Null(run.Findings["errors"]);
         var counts = run.Findings["counts"]!.AsObject();
         Assert.Equal(
-            [OrphanScanJob.StuckOrders, .. OrphanScanJob.Checks.Select(c => c.Name), OrphanScanJob.PublishedHeadMismatches],
+            [OrphanScanJob.StuckOrders, OrphanScanJob.RiskBackstop, .. OrphanScanJob.Checks.Select(c => c.Name), OrphanScanJob.PublishedHeadMismatches],
             counts.Select(c => c.Key));
         Assert.All(counts, c => Assert.Equal(0L, (long?)c.Value));
         Assert.All(OrphanScanJob.Checks, c => Assert.Empty(run.Findings[c.Name]!.AsArray()));

@@ -11,7 +11,7 @@ namespace OrderFunctions.Reliability.Tests;
 /// retries with the same Idempotency-Key until it gets a definitive answer (<see cref="FaultRun"/>; it runs once
 /// per class and each test judges one property of it).
 /// </summary>
-public sealed class OrdersUnderFaultsTests(FaultRunFixture fixture, ITestOutputHelper output) : IClassFixture<FaultRunFixture>
+public class OrdersUnderFaultsTests(FaultRunFixture fixture, ITestOutputHelper output) : IClassFixture<FaultRunFixture>
 {
     private static readonly string[] BusinessRejections = ["INSUFFICIENT_BALANCE", "INSUFFICIENT_MARGIN", "PRICE_NOT_MARKETABLE", "INSTRUMENT_NOT_TRADABLE"];
 
@@ -124,3 +124,10 @@ public sealed class OrdersUnderFaultsTests(FaultRunFixture fixture, ITestOutputH
         return run;
     }
 }
+
+/// <summary>
+/// <see cref="OrdersUnderFaultsTests"/> with the app behind PgBouncer in transaction pooling mode, as in Azure: a
+/// terminated backend is then a PgBouncer server connection dying under a client's transaction.
+/// </summary>
+public sealed class OrdersUnderFaultsThroughPgBouncerTests(PgBouncerFaultRunFixture fixture, ITestOutputHelper output)
+    : OrdersUnderFaultsTests(fixture, output), IClassFixture<PgBouncerFaultRunFixture>;

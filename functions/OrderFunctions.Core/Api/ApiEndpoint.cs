@@ -36,4 +36,6 @@ public static class EndpointNames
     public const string Deposit = nameof(Deposit);
     public const string SyncPositions = nameof(SyncPositions);
     public const string RunMaintenance = nameof(RunMaintenance);
+    public const string SetPositionStops = nameof(SetPositionStops);
+    public const string SetPrices = nameof(SetPrices);
 }

@@ -3,9 +3,11 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using OrderFunctions.Core.Auth;
+using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Handlers;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Telemetry;
 
 namespace OrderFunctions.Core.Api;
 
@@ -18,13 +20,16 @@ public sealed partial class OrderApi
     private static readonly IReadOnlyDictionary<string, string> RetryAfter = new Dictionary<string, string> { ["Retry-After"] = "1" };
 
     private readonly TokenValidator _tokens;
+    private readonly HashSet<string> _corsOrigins;
     private readonly ILogger<OrderApi> _logger;
     private readonly Dictionary<string, ApiEndpoint> _byName;
 
     public OrderApi(TokenValidator tokens, OrdersHandler orders, AccountHandler accounts, ListingHandler listings,
-        AdminHandler admin, HealthHandler health, ILogger<OrderApi> logger)
+        AdminHandler admin, HealthHandler health, PositionsHandler positions, ILogger<OrderApi> logger,
+        OrderFunctionsSettings? settings = null)
     {
         _tokens = tokens;
+        _corsOrigins = new HashSet<string>(settings?.CorsAllowedOrigins ?? [], StringComparer.OrdinalIgnoreCase);
         _logger = logger;
         Endpoints =
         [
@@ -42,6 +47,8 @@ public sealed partial class OrderApi
             new(EndpointNames.Deposit, "POST", Routes.AdminDeposits, Access.Admin, admin.DepositAsync),
             new(EndpointNames.SyncPositions, "POST", Routes.AdminPositionsSync, Access.Admin, admin.SyncPositionsAsync),
             new(EndpointNames.RunMaintenance, "POST", Routes.AdminMaintenance, Access.Admin, admin.RunMaintenanceAsync),
+            new(EndpointNames.SetPositionStops, "PATCH", Routes.PositionById, Access.Trader, positions.SetStopsAsync),
+            new(EndpointNames.SetPrices, "PUT", Routes.AdminPrices, Access.Admin, admin.SetPricesAsync),
         ];
         _byName = Endpoints.ToDictionary(e => e.Name, StringComparer.Ordinal);
     }
@@ -62,6 +69,11 @@ public sealed partial class OrderApi
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
+        }
+        catch (SigningKeysUnavailableException e)
+        {
+            LogFailure(e, endpoint.Name);
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the token issuer's signing keys could not be fetched; try again shortly");
         }
         catch (DatabaseUnavailableException e)
         {
@@ -96,7 +108,7 @@ public sealed partial class OrderApi
         }
 
         LogAnswered(endpoint.Name, response.Status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        return response;
+        return ExposeHeadersToAllowedOrigin(request, response);
     }
 
     private async Task<ApiResponse> AuthorizeAndRunAsync(ApiEndpoint endpoint, ApiRequest request, CancellationToken cancellationToken)
@@ -116,7 +128,22 @@ public sealed partial class OrderApi
                 return ApiResponse.Error(ErrorCodes.Forbidden, $"this route requires the {TokenValidator.AdminRole} role");
             }
 
+            // 403, not 401: the token is valid, it just does not make its holder a trader (RFC 6750 §3.1
+            // insufficient_scope); a new token from the same client would not change that.
+            if (endpoint.Access == Access.Trader && !validated.IsTrader)
+            {
+                return ApiResponse.Error(ErrorCodes.Forbidden,
+                    $"this route needs a user's delegated token with the {_tokens.RequiredScope} scope; an app-only token is never a trader",
+                    headers: new Dictionary<string, string> { ["WWW-Authenticate"] = $"Bearer error=\"insufficient_scope\", scope=\"{_tokens.RequiredScope}\"" });
+            }
+
             caller = validated;
+            OrderTelemetry.TagTrader(validated.UserId);
+        }
+
+        if (endpoint.Route.StartsWith(Routes.Orders + "/", StringComparison.Ordinal) && Guid.TryParse(request.RouteValue("id"), out var orderId))
+        {
+            OrderTelemetry.TagOrder(orderId);
         }
 
         return ControlCharactersInQuery(request) is { Count: > 0 } errors
@@ -140,6 +167,25 @@ public sealed partial class OrderApi
         }
 
         return errors;
+    }
+
+    /// <summary>
+    /// A browser reads only the response headers CORS exposes. The platform CORS of Azure Functions (and LocalHost's)
+    /// answers preflights and allows the origin but exposes nothing, so the API exposes its own headers, to allowed
+    /// origins only: any other origin gets no CORS header at all.
+    /// </summary>
+    private ApiResponse ExposeHeadersToAllowedOrigin(ApiRequest request, ApiResponse response)
+    {
+        if (request.Header("Origin") is not { } origin || !_corsOrigins.Contains(origin))
+        {
+            return response;
+        }
+
+        var headers = new Dictionary<string, string>(response.Headers, StringComparer.OrdinalIgnoreCase)
+        {
+            [Cors.ExposeHeadersHeader] = string.Join(", ", Cors.ExposedResponseHeaders),
+        };
+        return new ApiResponse { Status = response.Status, ContentType = response.ContentType, Body = response.Body, Headers = headers };
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Endpoint} failed")]

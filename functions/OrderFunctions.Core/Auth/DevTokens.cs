@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -8,7 +7,9 @@ namespace OrderFunctions.Core.Auth;
 
 /// <summary>
 /// Signs HS256 tokens with the local Auth__SigningKey: what the run command prints, and what tests and the
-/// benchmark use. Useless in Azure, where an OIDC authority signs tokens and no signing key is configured.
+/// benchmark use. The trader's id goes into the Auth__TraderIdClaim claim, Auth__RequiredScope (when set) into
+/// <c>scp</c>, and the admin role into <c>roles</c> as a JSON array, as an OIDC authority would issue them.
+/// Useless in Azure, where an OIDC authority signs tokens and no signing key is configured.
 /// </summary>
 public static class DevTokens
 {
@@ -21,18 +22,24 @@ public static class DevTokens
             throw new InvalidOperationException($"Auth__SigningKey must be at least {TokenValidator.MinimumKeyBytes} bytes to sign development tokens.");
         }
 
-        var issuedAt = now ?? DateTime.UtcNow;
-        var claims = new List<Claim> { new("sub", userId.ToString()) };
-        if (admin)
+        var claimName = string.IsNullOrWhiteSpace(settings.TraderIdClaim) ? AuthSettings.DefaultTraderIdClaim : settings.TraderIdClaim.Trim();
+        var claims = new Dictionary<string, object> { [claimName] = userId.ToString() };
+        if (!string.IsNullOrWhiteSpace(settings.RequiredScope))
         {
-            claims.Add(new Claim("roles", TokenValidator.AdminRole));
+            claims["scp"] = settings.RequiredScope.Trim();
         }
 
+        if (admin)
+        {
+            claims["roles"] = new[] { TokenValidator.AdminRole };
+        }
+
+        var issuedAt = now ?? DateTime.UtcNow;
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
         {
             Issuer = settings.Issuer,
             Audience = settings.Audience,
-            Subject = new ClaimsIdentity(claims),
+            Claims = claims,
             IssuedAt = issuedAt,
             NotBefore = issuedAt,
             Expires = issuedAt + (lifetime ?? TimeSpan.FromHours(12)),

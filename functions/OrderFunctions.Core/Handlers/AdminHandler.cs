@@ -4,11 +4,12 @@ using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
 using OrderFunctions.Core.Jobs;
+using OrderFunctions.Core.Risk;
 
 namespace OrderFunctions.Core.Handlers;
 
-/// <summary>Admin routes: reference data, deposits, broker position snapshots and maintenance runs.</summary>
-public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenanceJob> jobs)
+/// <summary>Admin routes: reference data, prices, deposits, broker position snapshots and maintenance runs.</summary>
+public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenanceJob> jobs, RiskEngine risk)
 {
     private static readonly string[] PositionSides = ["long", "short"];
     private readonly Dictionary<string, IMaintenanceJob> _jobs = jobs.ToDictionary(j => j.Name, StringComparer.Ordinal);
@@ -61,6 +62,55 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
 
         var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)",
             new { Items = instruments!.ToJsonString() }, Writes.Idempotently, context.CancellationToken);
+        return await WithRiskAsync(envelope, context.CancellationToken);
+    }
+
+    /// <summary>
+    /// A price feed's update of many last prices at once. Its transaction queues the stops it crossed and the
+    /// holders' margin checks; the risk engine then closes what they call for before the answer goes back.
+    /// </summary>
+    public async Task<ApiResponse> SetPricesAsync(ApiContext context)
+    {
+        var (prices, error) = await RequestBody.ReadFieldsAsync(context.Request, fields =>
+        {
+            var items = new JsonArray();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var count = fields.Objects("prices", required: true, maxItems: 1000, f =>
+            {
+                var symbol = ReadSymbol(f);
+                if (symbol is not null && !seen.Add(symbol))
+                {
+                    f.Fail("symbol", "appears more than once");
+                }
+
+                items.Add(new JsonObject { ["symbol"] = symbol, ["price"] = f.Decimal("price", true, 0m, 1e12m, 8) });
+            });
+            if (count == 0)
+            {
+                fields.Fail("prices", "must not be empty");
+            }
+
+            return items;
+        }, context.CancellationToken);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        // Setting the same prices again is the same state.
+        var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.set_prices(@Prices::jsonb)",
+            new { Prices = prices!.ToJsonString() }, Writes.Idempotently, context.CancellationToken);
+        return await WithRiskAsync(envelope, context.CancellationToken);
+    }
+
+    /// <summary>After a successful price change, the risk engine's work on it, reported under data.risk.</summary>
+    private async Task<ApiResponse> WithRiskAsync(JsonObject envelope, CancellationToken cancellationToken)
+    {
+        if ((bool?)envelope["success"] == true)
+        {
+            envelope["data"]!["risk"] = (await risk.DrainAsync(RiskEngine.RequestBudget, cancellationToken)).ToJson();
+        }
+
         return ApiResponse.FromEnvelope(envelope);
     }
 
@@ -107,16 +157,26 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
                 ["stop_loss"] = f.Decimal("stop_loss", false, 0m, 1e12m, 8),
                 ["take_profit"] = f.Decimal("take_profit", false, 0m, 1e12m, 8),
             }));
-            return (UserId: userId, Positions: positions);
+            // The broker's price of each symbol whose open position the snapshot drops or changes: the PnL of the
+            // change is booked at it (the database says which symbols need one).
+            var closingPrices = new JsonArray();
+            fields.Objects("closing_prices", required: false, maxItems: 1000, f => closingPrices.Add(new JsonObject
+            {
+                ["symbol"] = ReadSymbol(f),
+                ["price"] = f.Decimal("price", true, 0m, 1e12m, 8),
+            }));
+            return (UserId: userId, Positions: positions, ClosingPrices: closingPrices);
         }, context.CancellationToken);
         if (error is not null)
         {
             return error;
         }
 
-        // Replacing positions with the same snapshot again yields the same state.
-        var envelope = await database.CallAsync(DbRole.Maintenance, snapshot.UserId, "SELECT trading.sync_positions(@Positions::jsonb)",
-            new { Positions = snapshot.Positions.ToJsonString() }, Writes.Idempotently, context.CancellationToken);
+        // Replacing positions with the same snapshot again yields the same state (the second time nothing changes).
+        var envelope = await database.CallAsync(DbRole.Maintenance, snapshot.UserId,
+            "SELECT trading.sync_positions(@Positions::jsonb, @ClosingPrices::jsonb)",
+            new { Positions = snapshot.Positions.ToJsonString(), ClosingPrices = snapshot.ClosingPrices.ToJsonString() },
+            Writes.Idempotently, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
     }
 

@@ -3,6 +3,7 @@ using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
 using OrderFunctions.Core.Jobs;
+using OrderFunctions.Core.Telemetry;
 
 namespace OrderFunctions.Core.Handlers;
 
@@ -37,6 +38,7 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
             },
             Writes.Idempotently, context.CancellationToken);
 
+        OrderTelemetry.TagOrder(envelope);
         return Idempotency.Respond(envelope);
     }
 
@@ -48,8 +50,8 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
         }
 
         const string sql = """
-            SELECT o.id, o.transaction_id, o.symbol, o.side, o.type, o.quantity, o.filled_quantity, o.limit_price,
-                   o.stop_loss, o.take_profit, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl,
+            SELECT o.id, o.transaction_id, o.symbol, o.side, o.type, o.source, o.quantity, o.filled_quantity, o.limit_price,
+                   o.stop_loss, o.take_profit, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl, o.write_off,
                    o.balance_delta, o.margin_delta, o.position_id, o.strategy_id, o.failure_reason, o.error_code,
                    o.rollback_transaction_id, o.rolled_back_at, o.created_at,
                    f.id AS fill_id, f.quantity AS fill_quantity, f.price AS fill_price, f.commission AS fill_commission,

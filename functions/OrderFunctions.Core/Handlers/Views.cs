@@ -9,6 +9,9 @@ public record OrderView
     public string Symbol { get; init; } = "";
     public string Side { get; init; } = "";
     public string Type { get; init; } = "";
+
+    /// <summary>trader, or system for the risk engine's closes (stop_loss, take_profit, liquidation).</summary>
+    public string Source { get; init; } = "";
     public decimal Quantity { get; init; }
     public decimal FilledQuantity { get; init; }
     public decimal? LimitPrice { get; init; }
@@ -19,6 +22,9 @@ public record OrderView
     public DateTime? ExecutedAt { get; init; }
     public decimal? Commission { get; init; }
     public decimal? RealizedPnl { get; init; }
+
+    /// <summary>The part of a loss beyond the balance that was written off: balance_delta = realized_pnl - commission + write_off.</summary>
+    public decimal WriteOff { get; init; }
     public decimal? BalanceDelta { get; init; }
     public decimal? MarginDelta { get; init; }
     public Guid? PositionId { get; init; }

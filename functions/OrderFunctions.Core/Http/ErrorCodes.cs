@@ -27,6 +27,9 @@ public static class ErrorCodes
     public const string ServiceUnavailable = "SERVICE_UNAVAILABLE";
     public const string Timeout = "TIMEOUT";
     public const string InternalError = "INTERNAL_ERROR";
+    public const string LengthRequired = "LENGTH_REQUIRED";
+    public const string PositionNotFound = "POSITION_NOT_FOUND";
+    public const string PositionNotOpen = "POSITION_NOT_OPEN";
 
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
@@ -54,6 +57,9 @@ public static class ErrorCodes
         [ServiceUnavailable] = (503, "The service is unavailable"),
         [Timeout] = (504, "The operation timed out"),
         [InternalError] = (500, "Internal error"),
+        [LengthRequired] = (411, "The request body needs a Content-Length"),
+        [PositionNotFound] = (404, "No such position"),
+        [PositionNotOpen] = (409, "The position is not open"),
     };
 
     public static IEnumerable<string> All => Known.Keys;

@@ -215,6 +215,13 @@ public sealed class FieldReader
         return value;
     }
 
+    /// <summary>Whether the member is there at all, null included: for fields where an explicit null means "clear it".</summary>
+    public bool Has(string name)
+    {
+        _known.Add(name);
+        return _object.TryGetProperty(name, out _);
+    }
+
     private bool TryGet(string name, bool required, out JsonElement value)
     {
         _known.Add(name);

@@ -41,6 +41,15 @@ public static class RequestBody
             return (null, ApiResponse.Error(ErrorCodes.UnsupportedMediaType, "Content-Type: " + message, FieldErrors("Content-Type", message)));
         }
 
+        // The Azure Functions host forwards a body only when Content-Length announces it: a chunked body reaches the
+        // app empty. Both hosts refuse it by name, so it never reads as "no body" on one and works on the other.
+        if (request.Header("Content-Length") is null
+            && (request.Header("Transfer-Encoding") ?? "").Contains("chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            const string message = "is required: a chunked body (Transfer-Encoding: chunked) does not reach the Azure Functions app";
+            return (null, ApiResponse.Error(ErrorCodes.LengthRequired, "Content-Length " + message, FieldErrors("Content-Length", message)));
+        }
+
         if (long.TryParse(request.Header("Content-Length"), out var declared) && declared > MaxBytes)
         {
             return (null, TooLarge());
@@ -54,12 +63,6 @@ public static class RequestBody
         catch (BodyTooLargeException)
         {
             return (null, TooLarge());
-        }
-        catch (RequestBodyRefusedException e)
-        {
-            return (null, e.TooLarge
-                ? TooLarge()
-                : ApiResponse.Validation("body", "could not be read: its HTTP framing is malformed (" + e.Message + ")"));
         }
 
         if (bytes.Length == 0)
@@ -184,12 +187,3 @@ public static class RequestBody
     }
 }
 
-/// <summary>
-/// Thrown by a host's body stream when the host itself refused the body while it was being read: broken chunked
-/// framing (400) or a body over the host's own size limit (413). Hosts translate their exception types into this one,
-/// so Core answers with an envelope without knowing the host.
-/// </summary>
-public sealed class RequestBodyRefusedException(bool tooLarge, string reason, Exception? inner = null) : IOException(reason, inner)
-{
-    public bool TooLarge { get; } = tooLarge;
-}

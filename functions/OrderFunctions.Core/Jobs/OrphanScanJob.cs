@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Risk;
 
 namespace OrderFunctions.Core.Jobs;
 
@@ -14,8 +15,10 @@ namespace OrderFunctions.Core.Jobs;
 /// should have made impossible: orphaned rows, accounts that differ from their ledger or their positions, and
 /// broken audit and execution-log chains. Every check runs even when another fails; findings go to the run
 /// record (one key per check with its rows, plus counts) and the log.
+/// It is also the risk engine's backstop (<see cref="RiskBackstop"/>): it queues the stops that are crossed and the
+/// accounts below the stop-out level at today's prices that no price update acted on, and works that queue.
 /// </summary>
-public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, PublishedChainHeads published,
+public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, RiskEngine risk, PublishedChainHeads published,
     ILogger<OrphanScanJob> logger) : IMaintenanceJob
 {
     /// <summary>The job's advisory lock key (pg_try_advisory_xact_lock).</summary>
@@ -24,6 +27,8 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
     internal const string StuckOrders = "stuck_orders";
 
     internal const string PublishedHeadMismatches = "published_head_mismatches";
+
+    internal const string RiskBackstop = "risk_backstop";
 
     /// <summary>Stuck orders failed per run; the next run takes the rest.</summary>
     private const int StuckOrdersPerRun = 500;
@@ -64,6 +69,8 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         ("balance_audit_chain_breaks", ReportHead + " trading.verify_balance_audit_chains()" + ReportTail),
         ("margin_mismatches", ReportHead + " trading.margin_mismatches()" + ReportTail),
         ("execution_log_chain_breaks", ReportHead + " trading.verify_execution_log_chains()" + ReportTail),
+        // Risk: write-offs that disagree with their orders or with the balance they left (R__12).
+        ("write_off_mismatches", ReportHead + " trading.write_off_mismatches()" + ReportTail),
     ];
 
     // The database against the heads last published outside it (see PublishedChainHeads).
@@ -80,6 +87,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         var errors = new JsonObject();
 
         var failedOrders = await RunCheckAsync(StuckOrders, findings, counts, errors, () => FailStuckOrdersAsync(errors, cancellationToken), cancellationToken);
+        await RunCheckAsync(RiskBackstop, findings, counts, errors, () => RunRiskBackstopAsync(errors, cancellationToken), cancellationToken);
         var problems = 0L;
         foreach (var (name, sql) in Checks)
         {
@@ -222,6 +230,25 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         return (rows.Count, rows);
     }
 
+    /// <summary>The risk backstop: what it queued and closed. Its count is the positions it closed.</summary>
+    private async Task<(long, JsonArray)> RunRiskBackstopAsync(JsonObject errors, CancellationToken cancellationToken)
+    {
+        var (queued, run) = await risk.BackstopAsync(cancellationToken);
+        var report = run.ToJson();
+        report["queued"] = queued;
+        if (run.Error is not null)
+        {
+            errors[RiskBackstop] = run.Error;
+        }
+
+        if (run.Closed > 0)
+        {
+            LogBackstopClosed(run.Closed);
+        }
+
+        return (run.Closed, new JsonArray(report));
+    }
+
     private string ReasonFor(string status) =>
         string.Create(CultureInfo.InvariantCulture, $"orphan scan: {status} for more than {settings.OrphanThresholdMinutes} minutes");
 
@@ -230,6 +257,9 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Orphan scan could not fail stuck order {OrderId} of {UserId}: {ErrorCode}")]
     private partial void LogOrderNotFailed(Guid orderId, Guid userId, string? errorCode);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Orphan scan's risk backstop closed {Count} position(s) that no price update had acted on")]
+    private partial void LogBackstopClosed(int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Orphan scan check {Check} found {Count} row(s)")]
     private partial void LogFound(string check, long count);

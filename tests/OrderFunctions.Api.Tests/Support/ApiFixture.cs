@@ -7,25 +7,31 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Api.Tests.Support;
 
 /// <summary>
-/// A test class's database (a clone of the migrated template) with LocalHost serving it on a test server,
-/// the standard instruments upserted through the admin route, and tokens signed with the test key.
+/// A test class's database (a clone of the migrated template) served by the host of this run (<see cref="ApiHosts"/>:
+/// LocalHost on a test server, or the real Functions worker under the worker test host), the standard instruments
+/// upserted through the admin route, and tokens signed with the test key.
 /// </summary>
 public class ApiFixture : DatabaseFixture
 {
     public static readonly Guid AdminId = Guid.Parse("0a0a0a0a-0000-4000-8000-00000000ad01");
 
-    private LocalHostFactory? _factory;
+    private TestApiHost? _host;
     private HttpClient? _client;
 
-    public LocalHostFactory Factory => _factory ?? throw new InvalidOperationException("the fixture is not initialized");
+    /// <summary>LocalHost's factory, for tests about LocalHost itself; on the Functions host there is none.</summary>
+    public LocalHostFactory Factory => Host is LocalApiHost local
+        ? local.Factory
+        : throw new InvalidOperationException(
+            $"ApiFixture.Factory is LocalHost's, and this run is on the Functions worker ({ApiHosts.Variable}=functions): use api.CreateClient() "
+            + "or api.Host, or mark the test [HostFact(ApiHost.Local, reason)]");
 
     public string AdminToken { get; } = DevTokens.Create(LocalHostFactory.Auth, AdminId, admin: true);
 
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        _factory = new LocalHostFactory(AppConnectionString);
-        _client = _factory.CreateClient();
+        _host = await TestApiHost.StartAsync(HostConnectionString, HostSettings);
+        _client = _host.CreateClient();
         var seeded = await SendAsync(HttpMethod.Put, "/api/admin/instruments", AdminToken, new { instruments = TestInstruments.All });
         seeded.AssertSuccess(200);
         await SeedAsync();
@@ -34,13 +40,21 @@ public class ApiFixture : DatabaseFixture
     public override async Task DisposeAsync()
     {
         _client?.Dispose();
-        if (_factory is not null)
+        try
         {
-            await _factory.DisposeAsync();
+            if (_host is not null)
+            {
+                await _host.DisposeAsync();
+            }
         }
-
-        await base.DisposeAsync();
+        finally
+        {
+            await base.DisposeAsync();
+        }
     }
+
+    /// <summary>The connection string the host under test is given; a derived fixture may route it (e.g. through PgBouncer).</summary>
+    protected virtual string HostConnectionString => AppConnectionString;
 
     /// <summary>More arrangement shared by every test of a class, after the instruments exist.</summary>
     protected virtual Task SeedAsync() => Task.CompletedTask;
@@ -81,7 +95,14 @@ public class ApiFixture : DatabaseFixture
         }
 
         using var response = await (_client ?? throw new InvalidOperationException("the fixture is not initialized")).SendAsync(request);
-        return await ApiResult.ReadAsync(response);
+        try
+        {
+            return await ApiResult.ReadAsync(response);
+        }
+        catch (Xunit.Sdk.XunitException e) when (Host.Diagnostics().Length > 0)
+        {
+            throw new Xunit.Sdk.XunitException(e.Message + "\n" + Host.Diagnostics());
+        }
     }
 
     /// <summary>POST /api/orders with an Idempotency-Key (a new one unless given).</summary>
@@ -129,4 +150,31 @@ public class ApiFixture : DatabaseFixture
     /// <summary>How many rows of a table match, read as admin past row-level security; parameters bind to $1, $2, ...</summary>
     public async Task<long> CountAsync(string sqlFromWhere, params object?[] parameters) =>
         await AdminScalarAsync<long>("SELECT count(*) " + sqlFromWhere, parameters);
+
+    /// <summary>The host serving this class: LocalHost or the Functions worker (<see cref="ApiHosts.Current"/>).</summary>
+    public TestApiHost Host => _host ?? throw new InvalidOperationException("the fixture is not initialized");
+
+    /// <summary>Settings a fixture adds to the host's (e.g. a telemetry exporter); none by default.</summary>
+    protected virtual IReadOnlyDictionary<string, string>? HostSettings => null;
+
+    /// <summary>A client of this class's host, for requests the helpers above cannot shape (chunked bodies, raw headers).</summary>
+    public HttpClient CreateClient() => Host.CreateClient();
+
+    /// <summary>Another host of this run's kind on a database of the caller's choice, e.g. one that is unreachable.</summary>
+    public static Task<TestApiHost> StartHostAsync(string connectionString, IReadOnlyDictionary<string, string>? overrides = null) =>
+        TestApiHost.StartAsync(connectionString, overrides);
+
+    /// <summary>PUT /api/admin/prices for one instrument, as a price feed sends it; returns its data (with data.risk).</summary>
+    public async Task<JsonElement> SetPriceAsync(string symbol, decimal price)
+    {
+        var result = await SendAsync(HttpMethod.Put, "/api/admin/prices", AdminToken, new { prices = new[] { new { symbol, price } } });
+        return result.AssertSuccess(200);
+    }
+
+    /// <summary>An order that must execute with these stops; returns its data.</summary>
+    public async Task<JsonElement> ExecutedOrderWithStopsAsync(string token, string symbol, string side, decimal quantity, decimal? stopLoss, decimal? takeProfit)
+    {
+        var result = await PlaceOrderAsync(token, new { symbol, side, type = "market", quantity, stop_loss = stopLoss, take_profit = takeProfit });
+        return result.AssertSuccess(201);
+    }
 }

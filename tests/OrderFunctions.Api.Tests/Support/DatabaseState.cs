@@ -11,7 +11,7 @@ public sealed record DatabaseState(IReadOnlyDictionary<string, string> Tables)
 {
     private static readonly string[] Audited =
         ["accounts", "positions", "orders", "fills", "balance_audit_log", "execution_logs", "error_log", "strategies", "instruments",
-         "deposit_requests"];
+         "deposit_requests", "write_offs", "risk_events"];
 
     public static async Task<DatabaseState> CaptureAsync(DatabaseFixture database)
     {

@@ -9,8 +9,8 @@ using OrderFunctions.LocalHost;
 namespace OrderFunctions.Api.Tests.Support;
 
 /// <summary>
-/// LocalHost on a test server. Every setting the application reads is given explicitly, so a developer's
-/// local.settings.json (which LocalHost loads beneath these) can change nothing under the tests.
+/// LocalHost on a test server. Every setting the application reads is given explicitly (<see cref="TestApiHost.Settings"/>),
+/// so a developer's local.settings.json (which LocalHost loads beneath these) can change nothing under the tests.
 /// </summary>
 public sealed class LocalHostFactory(string connectionString, IReadOnlyDictionary<string, string>? overrides = null)
     : WebApplicationFactory<Program>
@@ -25,17 +25,7 @@ public sealed class LocalHostFactory(string connectionString, IReadOnlyDictionar
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        var settings = OrderFunctionsSettings.Keys.ToDictionary(key => key, _ => "", StringComparer.Ordinal);
-        settings["Database__ConnectionString"] = connectionString;
-        settings["Database__UseEntraAuthentication"] = "false";
-        settings["Auth__Issuer"] = Auth.Issuer;
-        settings["Auth__Audience"] = Auth.Audience;
-        settings["Auth__SigningKey"] = Auth.SigningKey;
-        settings["Auth__Authority"] = "";
-        foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
-        {
-            settings[key] = value;
-        }
+        var settings = TestApiHost.Settings(connectionString, overrides);
 
         // UseSetting reaches the builder's configuration before Program reads it (host configuration is
         // handed to the entry point); later sources such as ConfigureAppConfiguration would come too late.
@@ -55,9 +45,6 @@ public sealed class LocalHostFactory(string connectionString, IReadOnlyDictionar
             {
                 services.Remove(descriptor);
             }
-
-            // The trade-listing test correlates database commands with the request that caused them.
-            services.Configure<TestServerOptions>(options => options.PreserveExecutionContext = true);
         });
     }
 }

@@ -22,6 +22,8 @@ internal sealed record PositionRow
     public decimal UsedMargin { get; init; }
     public decimal CommissionPaid { get; init; }
     public decimal RealizedPnl { get; init; }
+    public decimal? StopLoss { get; init; }
+    public decimal? TakeProfit { get; init; }
     public string Status { get; init; } = "";
     public long Version { get; init; }
     public DateTime? ClosedAt { get; init; }
@@ -35,6 +37,7 @@ internal sealed record OrderRow
     public string Symbol { get; init; } = "";
     public string Side { get; init; } = "";
     public string Type { get; init; } = "";
+    public string Source { get; init; } = "";
     public decimal Quantity { get; init; }
     public decimal FilledQuantity { get; init; }
     public decimal? LimitPrice { get; init; }
@@ -46,6 +49,7 @@ internal sealed record OrderRow
     public decimal? BalanceDelta { get; init; }
     public decimal? MarginDelta { get; init; }
     public decimal? RealizedPnl { get; init; }
+    public decimal WriteOff { get; init; }
     public Guid? PositionId { get; init; }
     public string? FailureReason { get; init; }
     public string? ErrorCode { get; init; }
@@ -109,4 +113,14 @@ internal sealed record RowCounts
     public long ExecutionLogs { get; init; }
     public long BalanceAuditLog { get; init; }
     public long ErrorLog { get; init; }
+    public long WriteOffs { get; init; }
+}
+
+internal sealed record WriteOffRow
+{
+    public long Id { get; init; }
+    public Guid? OrderId { get; init; }
+    public Guid TransactionId { get; init; }
+    public string Reason { get; init; } = "";
+    public decimal Amount { get; init; }
 }

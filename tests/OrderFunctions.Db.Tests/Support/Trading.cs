@@ -51,9 +51,10 @@ internal sealed class Trading(DatabaseFixture database)
         ScalarAsync<string>(Maintenance, null, $"SELECT coalesce(jsonb_agg(x), '[]')::text FROM {functionCall} x", new { user });
 
     public const string ExecuteOrderSql =
-        "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limit_price, @key, @fingerprint)::text";
+        "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limit_price, @key, @fingerprint, NULL, @stop_loss, @take_profit)::text";
 
-    public static object OrderParameters(string symbol, string side, decimal quantity, string type, decimal? limitPrice, string key, string? fingerprint) => new
+    public static object OrderParameters(string symbol, string side, decimal quantity, string type, decimal? limitPrice, string key, string? fingerprint,
+        decimal? stopLoss = null, decimal? takeProfit = null) => new
     {
         symbol,
         side,
@@ -61,17 +62,20 @@ internal sealed class Trading(DatabaseFixture database)
         quantity,
         limit_price = limitPrice,
         key,
-        fingerprint = fingerprint ?? string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{type}|{quantity}|{limitPrice}"),
+        fingerprint = fingerprint ?? string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{type}|{quantity}|{limitPrice}|{stopLoss}|{takeProfit}"),
+        stop_loss = stopLoss,
+        take_profit = takeProfit,
     };
 
     public Task<Envelope> ExecuteOrderAsync(
-        Guid user, string symbol, string side, decimal quantity, string type = "market", decimal? limitPrice = null, string? key = null, string? fingerprint = null) =>
-        CallAsync(Api, user, ExecuteOrderSql, OrderParameters(symbol, side, quantity, type, limitPrice, key ?? Guid.NewGuid().ToString(), fingerprint));
+        Guid user, string symbol, string side, decimal quantity, string type = "market", decimal? limitPrice = null, string? key = null, string? fingerprint = null,
+        decimal? stopLoss = null, decimal? takeProfit = null) =>
+        CallAsync(Api, user, ExecuteOrderSql, OrderParameters(symbol, side, quantity, type, limitPrice, key ?? Guid.NewGuid().ToString(), fingerprint, stopLoss, takeProfit));
 
     /// <summary>An order that must execute; returns its envelope.</summary>
-    public async Task<Envelope> ExecutedOrderAsync(Guid user, string symbol, string side, decimal quantity)
+    public async Task<Envelope> ExecutedOrderAsync(Guid user, string symbol, string side, decimal quantity, decimal? stopLoss = null, decimal? takeProfit = null)
     {
-        var response = await ExecuteOrderAsync(user, symbol, side, quantity);
+        var response = await ExecuteOrderAsync(user, symbol, side, quantity, stopLoss: stopLoss, takeProfit: takeProfit);
         Assert.True(response.Success, $"the arranged order failed: {response}");
         return response;
     }
@@ -106,6 +110,47 @@ internal sealed class Trading(DatabaseFixture database)
 
     public Task<Envelope> IntegrityAsync(Guid user, Guid transactionId) =>
         CallAsync(Api, user, "SELECT trading.validate_atomic_execution_integrity(@transactionId)::text", new { transactionId });
+
+    // The risk engine, called as RiskEngine and the admin routes call it.
+
+    /// <summary>PUT /api/admin/prices: sets the last prices and queues the risk engine's work, in one transaction.</summary>
+    public Task<Envelope> SetPricesAsync(params (string Symbol, decimal Price)[] prices) =>
+        CallAsync(Maintenance, null, "SELECT trading.set_prices(@prices::jsonb)::text",
+            new { prices = System.Text.Json.JsonSerializer.Serialize(prices.Select(p => new { symbol = p.Symbol, price = p.Price })) });
+
+    /// <summary>One batch of the risk engine.</summary>
+    public Task<Envelope> ProcessRiskEventsAsync(decimal stopOutLevel = 0.5m, int limit = 500) =>
+        CallAsync(Maintenance, null, "SELECT trading.process_risk_events(@stopOutLevel, @limit)::text", new { stopOutLevel, limit });
+
+    /// <summary>Batches until the queue is empty, as RiskEngine.DrainAsync does; every batch must succeed. Returns the batches that did work.</summary>
+    public async Task<IReadOnlyList<Envelope>> DrainAsync(decimal stopOutLevel = 0.5m, int limit = 500)
+    {
+        var batches = new List<Envelope>();
+        for (var i = 0; ; i++)
+        {
+            Assert.True(i < 10_000, "the risk queue never emptied");
+            var batch = await ProcessRiskEventsAsync(stopOutLevel, limit);
+            Assert.True(batch.Success, $"a risk batch failed: {batch}");
+            if (batch.Bool("done"))
+            {
+                return batches;
+            }
+
+            batches.Add(batch);
+        }
+    }
+
+    public Task<Envelope> RiskBackstopAsync() => CallAsync(Maintenance, null, "SELECT trading.risk_backstop()::text");
+
+    /// <summary>PATCH /api/positions/{id}: null with set = true clears a stop.</summary>
+    public Task<Envelope> SetStopsAsync(Guid user, Guid positionId, decimal? stopLoss, decimal? takeProfit, bool setStopLoss = true, bool setTakeProfit = true) =>
+        CallAsync(Api, user, "SELECT trading.set_position_stops(@positionId, @stopLoss, @takeProfit, @setStopLoss, @setTakeProfit)::text",
+            new { positionId, stopLoss, takeProfit, setStopLoss, setTakeProfit });
+
+    /// <summary>POST /api/admin/positions/sync.</summary>
+    public Task<Envelope> SyncAsync(Guid user, object[] positions, object[]? closingPrices = null) =>
+        CallAsync(Maintenance, user, "SELECT trading.sync_positions(@positions::jsonb, @closingPrices::jsonb)::text",
+            new { positions = System.Text.Json.JsonSerializer.Serialize(positions), closingPrices = System.Text.Json.JsonSerializer.Serialize(closingPrices ?? []) });
 
     // Reads as admin.
 
@@ -145,6 +190,9 @@ internal sealed class Trading(DatabaseFixture database)
     public async Task<IReadOnlyList<ErrorLogRow>> ErrorLogAsync(Guid user) => (await AdminAsync(c =>
         c.QueryAsync<ErrorLogRow>("SELECT * FROM trading.error_log WHERE user_id = @user ORDER BY id", new { user }))).AsList();
 
+    public async Task<IReadOnlyList<WriteOffRow>> WriteOffsAsync(Guid user) => (await AdminAsync(c =>
+        c.QueryAsync<WriteOffRow>("SELECT * FROM trading.write_offs WHERE user_id = @user ORDER BY id", new { user }))).AsList();
+
     public Task<RowCounts> CountsAsync(Guid user) => AdminAsync(c => c.QuerySingleAsync<RowCounts>(
         """
         SELECT (SELECT count(*) FROM trading.accounts WHERE user_id = @user) AS accounts,
@@ -153,7 +201,8 @@ internal sealed class Trading(DatabaseFixture database)
                (SELECT count(*) FROM trading.fills WHERE user_id = @user) AS fills,
                (SELECT count(*) FROM trading.execution_logs WHERE user_id = @user) AS execution_logs,
                (SELECT count(*) FROM trading.balance_audit_log WHERE user_id = @user) AS balance_audit_log,
-               (SELECT count(*) FROM trading.error_log WHERE user_id = @user) AS error_log
+               (SELECT count(*) FROM trading.error_log WHERE user_id = @user) AS error_log,
+               (SELECT count(*) FROM trading.write_offs WHERE user_id = @user) AS write_offs
         """, new { user }));
 
     /// <summary>The whole account row as jsonb text, less what every write bumps (version, updated_at).</summary>

@@ -6,6 +6,7 @@ using Npgsql;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Jobs;
+using OrderFunctions.Core.Risk;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Jobs.Tests.Support;
@@ -32,11 +33,17 @@ internal sealed class JobsDatabase : IAsyncDisposable
     public static PublishedChainHeads NoPublishedHeads { get; } = new(
         new BlobArchiveStore(new ArchiveStorageSettings { ConnectionString = "", ServiceUri = "", ContainerName = "none" }), TimeProvider.System);
 
-    public static async Task<JobsDatabase> CreateAsync()
+    /// <summary>The risk engine over <see cref="Orders"/>, as the orphan scan's backstop uses it.</summary>
+    public RiskEngine Risk(RiskSettings? settings = null) =>
+        new(Orders, settings ?? new RiskSettings(), TimeProvider.System, NullLogger<RiskEngine>.Instance);
+
+    /// <param name="throughPgBouncer">True for the jobs to reach the database through PgBouncer in transaction mode, as in Azure.</param>
+    public static async Task<JobsDatabase> CreateAsync(bool throughPgBouncer = false)
     {
         var fixture = new DatabaseFixture();
         await fixture.InitializeAsync();
-        var settings = new DatabaseSettings { ConnectionString = fixture.AppConnectionString };
+        var connectionString = throughPgBouncer ? (await PgBouncer.GetAsync()).AppConnectionString(fixture.DatabaseName) : fixture.AppConnectionString;
+        var settings = new DatabaseSettings { ConnectionString = connectionString };
         return new JobsDatabase(fixture, new OrdersDatabase(OrdersDatabase.CreateDataSource(settings), settings, NullLogger<OrdersDatabase>.Instance));
     }
 

@@ -30,6 +30,12 @@ public sealed class FuzzRequest
 
     public required string Template { get; init; }
 
+    /// <summary>
+    /// A header value a real HTTP server refuses before any application sees it (Kestrel: control characters, bytes
+    /// outside ASCII): an in-memory test server passes it on, so only the run over sockets meets the refusal.
+    /// </summary>
+    public bool HasHeaderValueKestrelRefuses => Headers.Any(h => h.Value.Any(c => (c < 0x20 && c != '\t') || c >= 0x7F));
+
     public string? Header(string name) => Headers.LastOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
 
     public void SetHeader(string name, string? value)

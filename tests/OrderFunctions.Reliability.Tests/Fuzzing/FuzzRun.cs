@@ -1,4 +1,6 @@
 using OrderFunctions.Testing;
+using OrderFunctions.Testing.FunctionsHost;
+using OrderFunctions.Core;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Claims;
@@ -11,6 +13,7 @@ using Microsoft.IdentityModel.Tokens;
 using Npgsql;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Reliability.Tests.Support;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -20,8 +23,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace OrderFunctions.Reliability.Tests.Fuzzing;
 
 /// <summary>
-/// LocalHost on its own database (in memory, and a second instance on real Kestrel for requests with broken HTTP
-/// framing), and the one fuzz run its test class judges (started by the first test to ask).
+/// LocalHost on its own database, the real Functions worker (under the worker test host) on the same database and
+/// settings, a second LocalHost on real Kestrel for requests with broken HTTP framing, and the one fuzz run its test
+/// class judges (started by the first test to ask).
 /// </summary>
 public sealed class FuzzRunFixture : LocalHostFixture
 {
@@ -32,12 +36,32 @@ public sealed class FuzzRunFixture : LocalHostFixture
 
     public Task<FuzzRun> Run => _run.Value;
 
+    public FunctionsWorkerHost Worker { get; private set; } = null!;
+
     /// <summary>The loopback port of the Kestrel instance.</summary>
     public int KestrelPort { get; private set; }
 
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
+        var schedules = MaintenanceJobs.All.ToDictionary(j => j.ScheduleSetting, j => j.DefaultSchedule);
+        Worker = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions
+        {
+            Settings = new Dictionary<string, string>(schedules)
+            {
+                ["Database__ConnectionString"] = AppConnectionString,
+                ["Database__MaxRetries"] = "3",
+                ["Auth__Issuer"] = Auth.Issuer,
+                ["Auth__Audience"] = Auth.Audience,
+                ["Auth__SigningKey"] = Auth.SigningKey,
+                ["Auth__Authority"] = "",
+                ["ArchiveStorage__ConnectionString"] = "",
+                [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
+                ["Logging__LogLevel__Default"] = "Warning",
+            },
+            // The worker's warnings stay in its log, replayed by the tests that explain a failure.
+            Output = _ => { },
+        });
         _kestrel = CreateFactory();
         _kestrel.UseKestrel(0);
         _kestrel.StartServer();
@@ -46,6 +70,11 @@ public sealed class FuzzRunFixture : LocalHostFixture
 
     public override async Task DisposeAsync()
     {
+        if (Worker is not null)
+        {
+            await Worker.DisposeAsync();
+        }
+
         if (_kestrel is not null)
         {
             await _kestrel.DisposeAsync();
@@ -60,7 +89,7 @@ public sealed record DatabaseSnapshot(
     long Accounts, decimal Balances, decimal UsedMargins, long AccountVersions,
     long Positions, decimal PositionQuantities, long PositionVersions,
     long Fills, long AuditRows, long Strategies, string Instruments,
-    long Orders, long RejectedOrders, string OrderStates, long ExecutionLogs, long MaintenanceRuns)
+    long Orders, long RejectedOrders, string OrderStates, long ExecutionLogs, long MaintenanceRuns, long WriteOffs, long RiskEvents, string Stops)
 {
     public const string Sql = """
         SELECT (SELECT count(*) FROM trading.accounts) AS Accounts,
@@ -78,25 +107,47 @@ public sealed record DatabaseSnapshot(
                (SELECT count(*) FROM trading.orders WHERE status = 'rejected') AS RejectedOrders,
                (SELECT coalesce(sum(hashtext(o.id::text || o.status)), 0)::text FROM trading.orders o WHERE o.status <> 'rejected') AS OrderStates,
                (SELECT count(*) FROM trading.execution_logs) AS ExecutionLogs,
-               (SELECT count(*) FROM trading.maintenance_runs) AS MaintenanceRuns
+               (SELECT count(*) FROM trading.maintenance_runs) AS MaintenanceRuns,
+               (SELECT count(*) FROM trading.write_offs) AS WriteOffs,
+               (SELECT count(*) FROM trading.risk_events) AS RiskEvents,
+               (SELECT coalesce(sum(hashtext(p.id::text || coalesce(p.stop_loss::text, '') || '/' || coalesce(p.take_profit::text, ''))), 0)::text
+                FROM trading.positions p) AS Stops
         """;
 }
 
 /// <summary>One fuzzed request and what came back.</summary>
-public sealed record FuzzResult(int Index, FuzzRequest Request, int Status, string? MediaType, string Body, bool Replayed, Exception? Exception,
+public sealed record FuzzResult(int Index, string Host, FuzzRequest Request, int Status, string? MediaType, string Body, bool Replayed, Exception? Exception,
     string? UnexplainedChange)
 {
+    public const string LocalHost = "LocalHost";
+    public const string Functions = "Functions worker";
+
+    /// <summary>
+    /// Refused by the Functions host before the app sees it, as in Azure: an empty 400 from its HTTP server for a header
+    /// no server accepts, or, for a body over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, the host's empty 500 (or, when the
+    /// server answers before the client has sent it all, the connection closed under the upload).
+    /// </summary>
+    public bool RefusedByHttpServer => Host == Functions && Body.Length == 0
+        && ((Status == 400 && Request.HasHeaderValueKestrelRefuses)
+            || (Request.Body?.Length > BodySizeLimit && (Status == 500 || Exception is HttpRequestException)));
+
+    private static readonly long BodySizeLimit = long.Parse(RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting), CultureInfo.InvariantCulture);
+
     public override string ToString() =>
-        $"#{Index} {Request}\n  -> {(Exception is not null ? Exception.GetType().Name + ": " + Exception.Message : $"{Status} {MediaType} {(Body.Length > 400 ? Body[..400] + "..." : Body)}")}";
+        $"#{Index} [{Host}] {Request}\n  -> {(Exception is not null ? Exception.GetType().Name + ": " + Exception.Message : $"{Status} {MediaType} {(Body.Length > 400 ? Body[..400] + "..." : Body)}")}";
 }
 
 /// <summary>
-/// Thousands of mutated requests against LocalHost, one at a time, each between two snapshots of the database
-/// so any change is attributed to exactly one request. Reproduce a run with ORDERS_FUZZ_SEED.
+/// Thousands of mutated requests, one at a time, each between two snapshots of the database so any change is
+/// attributed to exactly one request: every <see cref="FunctionsShare"/>th goes to the Functions worker, the rest to
+/// LocalHost, both on the same database. Reproduce a run with ORDERS_FUZZ_SEED.
 /// </summary>
 public sealed class FuzzRun
 {
     public const int Requests = 3000;
+
+    /// <summary>One request in this many goes to the Functions worker.</summary>
+    public const int FunctionsShare = 4;
 
     public static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("ORDERS_FUZZ_SEED"), out var seed) ? seed : 424_242;
 
@@ -120,6 +171,11 @@ public sealed class FuzzRun
     public static async Task<FuzzRun> ExecuteAsync(FuzzRunFixture host)
     {
         using var client = host.Factory.CreateClient();
+        // Header values go out as UTF-8 bytes, so a non-ASCII value reaches the server (which decides) instead of failing in the client.
+        using var worker = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8 })
+        {
+            BaseAddress = host.Worker.BaseAddress,
+        };
         var context = await ArrangeAsync(client, host);
         var mutator = new RequestMutator(context, new Random(Seed));
         // The snapshot runs 3001 times: prepared once, it is planned once.
@@ -132,11 +188,13 @@ public sealed class FuzzRun
         for (var i = 0; i < Requests; i++)
         {
             var request = mutator.Next();
+            var toWorker = i % FunctionsShare == FunctionsShare - 1;
             var (status, mediaType, body, replayed, exception) = request.Framing is null
-                ? await SendAsync(client, request)
-                : await SendRawAsync(host.KestrelPort, request);
+                ? await SendAsync(toWorker ? worker : client, request)
+                : await SendRawAsync(toWorker ? host.Worker.BaseAddress.Port : host.KestrelPort, request);
             var after = await connection.QuerySingleAsync<DatabaseSnapshot>(DatabaseSnapshot.Sql);
-            results.Add(new FuzzResult(i, request, status, mediaType, body, replayed, exception, Judge(status, body, replayed, before, after)));
+            results.Add(new FuzzResult(i, toWorker ? FuzzResult.Functions : FuzzResult.LocalHost, request, status, mediaType, body, replayed, exception,
+                Judge(status, body, replayed, before, after)));
             before = after;
         }
 
@@ -285,7 +343,8 @@ public sealed class FuzzRun
             Signed(auth, new Dictionary<string, object> { ["sub"] = trader.ToString(), ["roles"] = new[] { 1, 2 } }, expires: true),
         ];
 
-        return new FuzzContext(symbolA, symbolB, trader, Guid.NewGuid(), order.Guid("order_id"), order.Guid("transaction_id"), traderToken, admin, badTokens);
+        return new FuzzContext(symbolA, symbolB, trader, Guid.NewGuid(), order.Guid("order_id"), order.Guid("transaction_id"), order.Guid("position.id"),
+            traderToken, admin, badTokens);
     }
 
     private static string Unsigned(Guid trader)

@@ -12,6 +12,7 @@ public sealed record FuzzContext(
     Guid TraderWithoutAccount,
     Guid OrderId,
     Guid TransactionId,
+    Guid PositionId,
     string TraderToken,
     string AdminToken,
     IReadOnlyList<string> BadTokens);
@@ -22,6 +23,9 @@ public sealed record FuzzContext(
 /// </summary>
 public sealed class RequestMutator(FuzzContext context, Random random)
 {
+    /// <summary>How many request templates there are: one or more for every route.</summary>
+    public const int Templates = 17;
+
     private const string RawMarker = "@@raw:";
 
     // Values that replace a JSON value verbatim (some are not valid JSON on purpose).
@@ -46,7 +50,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
 
     private static readonly string[] DecimalFields =
         ["quantity", "limit_price", "stop_loss", "take_profit", "amount", "contract_size", "margin_rate", "commission_rate", "min_qty", "qty_step",
-         "tick_size", "last_price", "avg_entry_price"];
+         "tick_size", "last_price", "avg_entry_price", "price"];
 
     private static readonly string[] ControlCharacters = ["%00", "%01", "%09", "%0A", "%0D", "%1F", "%7F"];
 
@@ -83,7 +87,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
 
     public FuzzRequest Next()
     {
-        var which = random.Next(15);
+        var which = random.Next(Templates);
         var request = Template(which);
         var (method, path) = (request.Method, request.Path);
         // A tenth go through untouched, so valid work keeps changing the database between the rejected requests.
@@ -97,7 +101,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
         if (random.Next(6) == 0)
         {
             var unrouted = request.Method == method && request.Path == path;
-            MakeInvalid(request, readsKey: which is 0 or 1 or 12 && unrouted, readsBody: which is 0 or 1 or 4 or 9 or 11 or 12 or 13 && unrouted);
+            MakeInvalid(request, readsKey: which is 0 or 1 or 12 && unrouted, readsBody: which is 0 or 1 or 4 or 9 or 11 or 12 or 13 or 15 or 16 && unrouted);
         }
 
         // Keys of untouched orders: those executed (or were stored as rejections), so reusing one with another
@@ -192,6 +196,12 @@ public sealed class RequestMutator(FuzzContext context, Random random)
         var at = random.Next(pairs.Count);
         var control = One(ControlCharacters);
         var pair = pairs[at];
+        if (pair.Length == 0 || pair[0] == '=')
+        {
+            // A parameter without a name is dropped by both hosts before Core sees the query.
+            return false;
+        }
+
         var valueStart = pair.IndexOf('=', StringComparison.Ordinal) + 1;
         var insertAt = valueStart + random.Next(pair.Length - valueStart + 1);
         pairs[at] = pair.Insert(insertAt, control);
@@ -244,6 +254,9 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             11 => ("PUT", "/api/admin/instruments", Instruments(), context.AdminToken, "instruments"),
             12 => ("POST", $"/api/admin/accounts/{context.Trader}/deposits", new JsonObject { ["amount"] = "10.5" }, context.AdminToken, "deposit"),
             13 => ("POST", "/api/admin/positions/sync", Sync(), context.AdminToken, "positions sync"),
+            15 => ("PATCH", $"/api/positions/{context.PositionId}", new JsonObject { ["stop_loss"] = "90", ["take_profit"] = null }, context.TraderToken,
+                "position stops"),
+            16 => ("PUT", "/api/admin/prices", Prices(), context.AdminToken, "prices"),
             _ => ("POST", "/api/admin/maintenance/orphan-scan", null, context.AdminToken, "maintenance"),
         };
         var request = new FuzzRequest { Method = method, Path = path, Template = name };
@@ -607,6 +620,16 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             ["side"] = "long",
             ["quantity"] = "0.5",
             ["avg_entry_price"] = "100",
+        }),
+        ["closing_prices"] = new JsonArray(new JsonObject { ["symbol"] = context.SymbolA, ["price"] = "100" }),
+    };
+
+    private JsonObject Prices() => new()
+    {
+        ["prices"] = new JsonArray(new JsonObject
+        {
+            ["symbol"] = context.SymbolA,
+            ["price"] = (100 + random.Next(-50, 51) / 100m).ToString(CultureInfo.InvariantCulture),
         }),
     };
 }

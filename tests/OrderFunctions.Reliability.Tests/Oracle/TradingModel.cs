@@ -34,7 +34,7 @@ internal sealed class ModelInstrument(InstrumentTerms terms, decimal? lastPrice)
 
 /// <summary>What a position row holds that the rules touch, as of one moment (the before-image of an order).</summary>
 internal sealed record PositionImage(int Key, string Side, decimal Quantity, decimal AvgEntryPrice, decimal UsedMargin, decimal CommissionPaid,
-    decimal RealizedPnl, string Status, long Version);
+    decimal RealizedPnl, string Status, long Version, decimal? StopLoss, decimal? TakeProfit);
 
 internal sealed class ModelPosition
 {
@@ -61,20 +61,32 @@ internal sealed class ModelPosition
 
     public long Version { get; set; } = 1;
 
-    public PositionImage Image() => new(Key, Side, Quantity, AvgEntryPrice, UsedMargin, CommissionPaid, RealizedPnl, Status, Version);
+    public decimal? StopLoss { get; set; }
+
+    public decimal? TakeProfit { get; set; }
+
+    public PositionImage Image() => new(Key, Side, Quantity, AvgEntryPrice, UsedMargin, CommissionPaid, RealizedPnl, Status, Version, StopLoss, TakeProfit);
+
+    /// <summary>The stop this price reaches or passes (the stop-loss first), or null: what the risk engine closes it for.</summary>
+    public string? CrossedBy(decimal price) =>
+        StopLoss is { } sl && (Side == "long" ? price <= sl : price >= sl) ? "stop_loss"
+        : TakeProfit is { } tp && (Side == "long" ? price >= tp : price <= tp) ? "take_profit"
+        : null;
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"#{Key} {Symbol} {Status} {Side} qty {Money.Text(Quantity)} @ {Money.Text(AvgEntryPrice)} margin {Money.Text(UsedMargin)} v{Version}");
+        $"#{Key} {Symbol} {Status} {Side} qty {Money.Text(Quantity)} @ {Money.Text(AvgEntryPrice)} margin {Money.Text(UsedMargin)} sl {Money.Text(StopLoss)} tp {Money.Text(TakeProfit)} v{Version}");
 }
 
 /// <summary>One order request as execute_order receives it.</summary>
-internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, string Key)
+internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, string Key,
+    decimal? StopLoss = null, decimal? TakeProfit = null)
 {
     /// <summary>The request's identity for idempotency, as the HTTP layer derives one: same order, same fingerprint.</summary>
-    public string Fingerprint => string.Join('|', Symbol, Side, Type, Money.Text(Quantity), Money.Text(LimitPrice));
+    public string Fingerprint => string.Join('|', Symbol, Side, Type, Money.Text(Quantity), Money.Text(LimitPrice), Money.Text(StopLoss), Money.Text(TakeProfit));
 
     public override string ToString() =>
-        $"{Side} {Money.Text(Quantity)} {Symbol} {Type}{(LimitPrice is { } limit ? " limit " + Money.Text(limit) : "")} key {Key}";
+        $"{Side} {Money.Text(Quantity)} {Symbol} {Type}{(LimitPrice is { } limit ? " limit " + Money.Text(limit) : "")}"
+        + $"{(StopLoss is { } sl ? " sl " + Money.Text(sl) : "")}{(TakeProfit is { } tp ? " tp " + Money.Text(tp) : "")} key {Key}";
 }
 
 /// <summary>A predicted outcome: success or the error code, and the HTTP status the envelope carries.</summary>
@@ -88,10 +100,23 @@ internal sealed record Outcome(bool Success, string? ErrorCode, int Status)
     public override string ToString() => Success ? $"success {Status}" : $"{ErrorCode} {Status}";
 }
 
-/// <summary>An order the database stores: executed (or later rolled back) or rejected.</summary>
+/// <summary>An order the database stores: a trader's, executed (or later rolled back) or rejected, or a system close.</summary>
 internal sealed class ModelOrder
 {
-    public required OrderRequest Request { get; init; }
+    /// <summary>The trader's request; null for the risk engine's closes.</summary>
+    public required OrderRequest? Request { get; init; }
+
+    public required string Symbol { get; init; }
+
+    /// <summary>market or limit (a trader's), stop_loss, take_profit or liquidation (the system's).</summary>
+    public required string Type { get; init; }
+
+    public bool IsSystem => Request is null;
+
+    /// <summary>The executed price of a system close.</summary>
+    public decimal? Price { get; init; }
+
+    public decimal WriteOff { get; init; }
 
     public required Outcome Outcome { get; init; }
 
@@ -118,11 +143,14 @@ internal sealed class ModelOrder
     public PositionImage? Before { get; init; }
 
     public long PositionVersionAfter { get; init; }
+
+    public override string ToString() => Request?.ToString()
+        ?? string.Create(CultureInfo.InvariantCulture, $"system {Type} of {Position} at {Money.Text(Price)}");
 }
 
 /// <summary>What the response of an executed order must say.</summary>
-internal sealed record Execution(decimal Price, decimal Commission, decimal RealizedPnl, decimal MarginDelta, decimal Balance, decimal UsedMargin,
-    ModelPosition Position, ModelPosition? Opened);
+internal sealed record Execution(decimal Price, decimal Commission, decimal RealizedPnl, decimal WriteOff, decimal MarginDelta, decimal Balance,
+    decimal UsedMargin, ModelPosition Position, ModelPosition? Opened);
 
 /// <summary>How execute_order treats a request: refused before anything is stored, stored anew, or answered from its key.</summary>
 internal enum Handling
@@ -137,10 +165,13 @@ internal sealed record OrderPrediction(Outcome Outcome, Handling Handling, Model
 
 /// <summary>
 /// The oracle: one trader's account, positions (one open per symbol, netting) and orders under the rules of
-/// R__03_execute_order.sql and R__04_balance_and_rollback.sql, written from DESIGN.md §3 and the SQL comments.
+/// R__03_execute_order.sql, R__04_balance_and_rollback.sql and R__12_risk.sql, written from the rules the SQL
+/// comments and the README state: reduce-only orders never refused (a loss beyond the balance written off),
+/// stops validated on entry and closed by the risk engine at the price that crosses them, and a stop-out that
+/// liquidates the largest loss first while the margin level is below the stop-out level.
 /// Each method predicts an outcome and applies it to the model exactly when the database should apply it.
 /// </summary>
-internal sealed class TradingModel
+internal sealed class TradingModel(decimal stopOutLevel)
 {
     private readonly Dictionary<string, ModelInstrument> _instruments = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ModelOrder> _byKey = new(StringComparer.Ordinal);
@@ -152,6 +183,11 @@ internal sealed class TradingModel
     public decimal UsedMargin { get; private set; }
 
     public decimal RealizedPnl { get; private set; }
+
+    /// <summary>The net of the write_offs ledger: what the house wrote off, less what rollbacks reversed.</summary>
+    public decimal WrittenOff { get; private set; }
+
+    public decimal StopOutLevel => stopOutLevel;
 
     /// <summary>Everything deposited: with the commissions and realized PnL of executed orders it explains the balance.</summary>
     public decimal Deposited { get; private set; }
@@ -190,7 +226,7 @@ internal sealed class TradingModel
 
         if (_byKey.TryGetValue(request.Key, out var prior))
         {
-            return prior.Request.Fingerprint == request.Fingerprint
+            return prior.Request!.Fingerprint == request.Fingerprint
                 ? new OrderPrediction(prior.Outcome, Handling.Replayed, prior, null)
                 : new OrderPrediction(Outcome.Error("IDEMPOTENCY_KEY_REUSED", 422), Handling.KeyReused, prior, null);
         }
@@ -203,6 +239,11 @@ internal sealed class TradingModel
             || (instrument.LastPrice is { } last && request.Quantity * terms.ContractSize * last >= 1e15m))
         {
             // Nothing is stored: the key stays free for a corrected retry.
+            return Invalid();
+        }
+
+        if (StopsProblem(request.Side == "buy" ? "long" : "short", request.StopLoss, request.TakeProfit, instrument.LastPrice, terms.TickSize))
+        {
             return Invalid();
         }
 
@@ -229,15 +270,30 @@ internal sealed class TradingModel
         }
 
         var open = request.Quantity - close;
+        if (open == 0 && (request.StopLoss is not null || request.TakeProfit is not null))
+        {
+            // An order that only reduces a position sets no stops: refused, nothing stored.
+            return Invalid();
+        }
+
         var margin = Money.Round8(open * terms.ContractSize * price * terms.MarginRate);
         var balance = Balance + realized - commission;
         var used = UsedMargin - released + margin;
-        if (balance < 0)
+        decimal writeOff = 0;
+        if (open == 0)
+        {
+            // Reduce-only: never refused; what the balance cannot pay is written off.
+            if (balance < 0)
+            {
+                writeOff = -balance;
+                balance = 0;
+            }
+        }
+        else if (balance < 0)
         {
             return Reject(request, "INSUFFICIENT_BALANCE", 400);
         }
-
-        if (open > 0)
+        else
         {
             // Free margin after the order, every open position marked at its last price (this one at the execution price).
             var free = balance - used
@@ -256,7 +312,7 @@ internal sealed class TradingModel
         ModelPosition? opened = null;
         if (position is null)
         {
-            result = opened = NewPosition(request.Symbol, newSide, request.Quantity, price, margin, commission);
+            result = opened = NewPosition(request.Symbol, newSide, request.Quantity, price, margin, commission, request.StopLoss, request.TakeProfit);
         }
         else if (close == 0)
         {
@@ -264,6 +320,8 @@ internal sealed class TradingModel
             position.Quantity += request.Quantity;
             position.UsedMargin += margin;
             position.CommissionPaid += commission;
+            position.StopLoss = request.StopLoss ?? position.StopLoss;
+            position.TakeProfit = request.TakeProfit ?? position.TakeProfit;
             position.Version++;
             result = position;
         }
@@ -287,21 +345,25 @@ internal sealed class TradingModel
             result = position;
             if (open > 0)
             {
-                result = opened = NewPosition(request.Symbol, newSide, open, price, margin, commission);
+                result = opened = NewPosition(request.Symbol, newSide, open, price, margin, commission, request.StopLoss, request.TakeProfit);
             }
         }
 
         Balance = balance;
         UsedMargin = used;
         RealizedPnl += realized;
+        WrittenOff += writeOff;
         var order = new ModelOrder
         {
             Request = request,
+            Symbol = request.Symbol,
+            Type = request.Type,
             Outcome = Outcome.Executed,
             Status = "executed",
             Commission = commission,
             RealizedPnl = realized,
-            BalanceDelta = realized - commission,
+            WriteOff = writeOff,
+            BalanceDelta = realized - commission + writeOff,
             MarginDelta = margin - released,
             Position = result,
             Before = before,
@@ -309,7 +371,132 @@ internal sealed class TradingModel
         };
         Store(order);
         return new OrderPrediction(Outcome.Executed, Handling.Stored, order,
-            new Execution(price, commission, realized, margin - released, balance, used, result, opened));
+            new Execution(price, commission, realized, writeOff, margin - released, balance, used, result, opened));
+    }
+
+    /// <summary>set_position_stops (PATCH /api/positions/{id}): a null value with its flag set clears that stop.</summary>
+    public Outcome SetStops(ModelPosition position, bool setStopLoss, decimal? stopLoss, bool setTakeProfit, decimal? takeProfit)
+    {
+        if (position.Status != "open")
+        {
+            return Outcome.Error("POSITION_NOT_OPEN", 409);
+        }
+
+        var instrument = _instruments[position.Symbol];
+        var newStopLoss = setStopLoss ? stopLoss : position.StopLoss;
+        var newTakeProfit = setTakeProfit ? takeProfit : position.TakeProfit;
+        if (StopsProblem(position.Side, setStopLoss ? stopLoss : null, setTakeProfit ? takeProfit : null, instrument.LastPrice, instrument.Terms.TickSize)
+            || StopsProblem(position.Side, newStopLoss, newTakeProfit, null, instrument.Terms.TickSize))
+        {
+            return Outcome.Error("VALIDATION_ERROR", 400);
+        }
+
+        position.StopLoss = newStopLoss;
+        position.TakeProfit = newTakeProfit;
+        position.Version++;
+        return new Outcome(true, null, 200);
+    }
+
+    /// <summary>
+    /// What the risk engine does after a price of <paramref name="symbol"/> was set (and the queue drained): close
+    /// the open position whose stop the price reaches or passes, at that price; then, if the account held the
+    /// symbol, liquidate while the margin level is below the stop-out level. Halted or unpriced: nothing.
+    /// Returns the system closes in the order the database makes them.
+    /// </summary>
+    public IReadOnlyList<ModelOrder> OnPriceMoved(string symbol)
+    {
+        var instrument = _instruments[symbol];
+        var closes = new List<ModelOrder>();
+        if (!instrument.Tradable || instrument.LastPrice is not { } price)
+        {
+            return closes;
+        }
+
+        var position = OpenPosition(symbol);
+        if (position is null)
+        {
+            return closes;
+        }
+
+        if (position.CrossedBy(price) is { } kind)
+        {
+            closes.Add(SystemClose(position, kind, price));
+        }
+
+        while (UsedMargin > 0 && Balance + Unrealized() < stopOutLevel * UsedMargin)
+        {
+            var largestLoss = _positions
+                .Where(p => p.Status == "open" && _instruments[p.Symbol] is { Tradable: true, LastPrice: not null })
+                .OrderBy(p => MarkedPnl(p)).ThenBy(p => p.Key)
+                .FirstOrDefault();
+            if (largestLoss is null)
+            {
+                break;
+            }
+
+            closes.Add(SystemClose(largestLoss, "liquidation", _instruments[largestLoss.Symbol].LastPrice!.Value));
+        }
+
+        return closes;
+    }
+
+    /// <summary>Equity less used margin, positions marked at last prices: what GET /api/accounts/me calls free_margin.</summary>
+    public decimal FreeMargin() => Balance + Unrealized() - UsedMargin;
+
+    /// <summary>Unrealized PnL of every open position at last prices (unpriced ones at their entry), as account_unrealized_pnl.</summary>
+    private decimal Unrealized() => _positions.Where(p => p.Status == "open").Sum(MarkedPnl);
+
+    private decimal MarkedPnl(ModelPosition p) =>
+        Money.UnrealizedPnl(p.Side, p.Quantity, p.AvgEntryPrice, _instruments[p.Symbol].LastPrice ?? p.AvgEntryPrice, _instruments[p.Symbol].Terms.ContractSize);
+
+    /// <summary>close_positions for one position: the whole of it at this price, a loss beyond the balance written off.</summary>
+    private ModelOrder SystemClose(ModelPosition position, string kind, decimal price)
+    {
+        var terms = _instruments[position.Symbol].Terms;
+        var commission = Money.Round8(position.Quantity * terms.ContractSize * price * terms.CommissionRate);
+        var realized = Money.UnrealizedPnl(position.Side, position.Quantity, position.AvgEntryPrice, price, terms.ContractSize);
+        var balance = Balance + realized - commission;
+        var writeOff = Math.Max(0, -balance);
+        var released = position.UsedMargin;
+        var before = position.Image();
+        position.Status = "closed";
+        position.Quantity = 0;
+        position.UsedMargin = 0;
+        position.RealizedPnl += realized;
+        position.CommissionPaid += commission;
+        position.Version++;
+        Balance = Math.Max(0, balance);
+        UsedMargin -= released;
+        RealizedPnl += realized;
+        WrittenOff += writeOff;
+        var order = new ModelOrder
+        {
+            Request = null,
+            Symbol = position.Symbol,
+            Type = kind,
+            Outcome = Outcome.Executed,
+            Status = "executed",
+            Price = price,
+            Commission = commission,
+            RealizedPnl = realized,
+            WriteOff = writeOff,
+            BalanceDelta = realized - commission + writeOff,
+            MarginDelta = -released,
+            Position = position,
+            Before = before,
+            PositionVersionAfter = position.Version,
+        };
+        _orders.Add(order);
+        return order;
+    }
+
+    /// <summary>stop_levels_error: off the tick, on the wrong side of the price (when there is one), or a pair out of order.</summary>
+    private static bool StopsProblem(string side, decimal? stopLoss, decimal? takeProfit, decimal? price, decimal tick)
+    {
+        var isLong = side == "long";
+        return stopLoss is { } sl && (sl % tick != 0 || (price is { } p1 && (isLong ? sl >= p1 : sl <= p1)))
+            || takeProfit is { } tp && (tp % tick != 0 || (price is { } p2 && (isLong ? tp <= p2 : tp >= p2)))
+            || stopLoss is { } s && takeProfit is { } t && (isLong ? s >= t : s <= t);
     }
 
     /// <summary>rollback_order_execution of a stored order: exact compensation while nothing changed since, else a conflict.</summary>
@@ -326,7 +513,7 @@ internal sealed class TradingModel
         var conflict = position.Version != order.PositionVersionAfter
             || (flip && Position(before!.Key).Version != before.Version + 1)
             || (before is { Status: "open" }
-                && _positions.Any(p => p.Symbol == order.Request.Symbol && p.Status == "open" && p.Key != before.Key && p.Key != position.Key))
+                && _positions.Any(p => p.Symbol == order.Symbol && p.Status == "open" && p.Key != before.Key && p.Key != position.Key))
             || Balance - order.BalanceDelta < 0
             || UsedMargin - order.MarginDelta < 0;
         if (conflict)
@@ -353,19 +540,23 @@ internal sealed class TradingModel
             restored.CommissionPaid = before.CommissionPaid;
             restored.RealizedPnl = before.RealizedPnl;
             restored.Status = before.Status;
+            restored.StopLoss = before.StopLoss;
+            restored.TakeProfit = before.TakeProfit;
             restored.Version++;
         }
 
         Balance -= order.BalanceDelta;
         UsedMargin -= order.MarginDelta;
         RealizedPnl -= order.RealizedPnl;
+        WrittenOff -= order.WriteOff;
         order.Status = "rolled_back";
         return Outcome.RolledBack;
     }
 
     private ModelPosition Position(int key) => _positions[key];
 
-    private ModelPosition NewPosition(string symbol, string side, decimal quantity, decimal price, decimal margin, decimal commission)
+    private ModelPosition NewPosition(string symbol, string side, decimal quantity, decimal price, decimal margin, decimal commission,
+        decimal? stopLoss, decimal? takeProfit)
     {
         var position = new ModelPosition
         {
@@ -376,6 +567,8 @@ internal sealed class TradingModel
             AvgEntryPrice = price,
             UsedMargin = margin,
             CommissionPaid = commission,
+            StopLoss = stopLoss,
+            TakeProfit = takeProfit,
         };
         _positions.Add(position);
         return position;
@@ -385,14 +578,14 @@ internal sealed class TradingModel
 
     private OrderPrediction Reject(OrderRequest request, string code, int status)
     {
-        var order = new ModelOrder { Request = request, Outcome = Outcome.Error(code, status), Status = "rejected" };
+        var order = new ModelOrder { Request = request, Symbol = request.Symbol, Type = request.Type, Outcome = Outcome.Error(code, status), Status = "rejected" };
         Store(order);
         return new OrderPrediction(order.Outcome, Handling.Stored, order, null);
     }
 
     private void Store(ModelOrder order)
     {
-        _byKey.Add(order.Request.Key, order);
+        _byKey.Add(order.Request!.Key, order);
         _orders.Add(order);
     }
 }

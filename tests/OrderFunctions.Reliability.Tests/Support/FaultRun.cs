@@ -11,13 +11,30 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Reliability.Tests.Support;
 
 /// <summary>LocalHost on its own database, and the one fault run its test class judges (started by the first test to ask).</summary>
-public sealed class FaultRunFixture : LocalHostFixture
+public class FaultRunFixture : LocalHostFixture
 {
     private readonly Lazy<Task<FaultRun>> _run;
 
     public FaultRunFixture() => _run = new Lazy<Task<FaultRun>>(() => FaultRun.ExecuteAsync(this));
 
     public Task<FaultRun> Run => _run.Value;
+}
+
+/// <summary>
+/// <see cref="FaultRunFixture"/> with LocalHost reaching PostgreSQL through PgBouncer in transaction pooling mode, as
+/// in Azure: the saboteur then terminates PgBouncer's server connections in the middle of clients' transactions.
+/// </summary>
+public sealed class PgBouncerFaultRunFixture : FaultRunFixture
+{
+    private PgBouncer? _bouncer;
+
+    protected override string HostConnectionString => (_bouncer ?? throw new InvalidOperationException("the fixture is not initialized")).AppConnectionString(DatabaseName);
+
+    public override async Task InitializeAsync()
+    {
+        _bouncer = await PgBouncer.GetAsync();
+        await base.InitializeAsync();
+    }
 }
 
 /// <summary>

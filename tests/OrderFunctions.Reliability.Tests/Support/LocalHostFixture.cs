@@ -29,6 +29,9 @@ public class LocalHostFixture : DatabaseFixture
 
     public CapturedLogs Logs { get; } = new();
 
+    /// <summary>The connection string LocalHost is given; a derived fixture may route it (e.g. through PgBouncer).</summary>
+    protected virtual string HostConnectionString => AppConnectionString;
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
@@ -37,7 +40,7 @@ public class LocalHostFixture : DatabaseFixture
         // Fail here, not in a test, when the host cannot start against this database.
         var settings = Factory.Services.GetService(typeof(OrderFunctionsSettings)) as OrderFunctionsSettings
             ?? throw new InvalidOperationException("LocalHost did not register its settings");
-        if (settings.Database.ConnectionString != AppConnectionString)
+        if (settings.Database.ConnectionString != HostConnectionString)
         {
             throw new InvalidOperationException("LocalHost does not use the test database: UseSetting did not reach its configuration");
         }
@@ -46,7 +49,7 @@ public class LocalHostFixture : DatabaseFixture
     /// <summary>LocalHost over this fixture's database, configured as app settings configure it.</summary>
     public WebApplicationFactory<Program> CreateFactory() => new WebApplicationFactory<Program>().WithWebHostBuilder(host =>
     {
-        host.UseSetting("Database:ConnectionString", AppConnectionString);
+        host.UseSetting("Database:ConnectionString", HostConnectionString);
         host.UseSetting("Database:MaxRetries", "3");
         host.UseSetting("Auth:Issuer", Auth.Issuer);
         host.UseSetting("Auth:Audience", Auth.Audience);
