@@ -8,10 +8,12 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Reliability.Tests;
 
 /// <summary>
-/// OrdersDatabase's contract for a backend that dies mid-call (DESIGN.md §5): a repeatable call is retried, a
-/// non-repeatable one ends in <see cref="OutcomeUnknownException"/>. The backend is terminated at a chosen moment:
-/// after the first row of a result has reached the client and while the next row is being computed, which is
-/// where the load test of <see cref="OrdersUnderFaultsTests"/> first caught it at random.
+/// OrdersDatabase's contract for calls whose answer does not come back: a read or an idempotent write is retried,
+/// another write ends in <see cref="OutcomeUnknownException"/>; a cancellation the server confirms is a timeout that
+/// changed nothing, one it never confirms is an unknown outcome for a write. The backend is terminated at a chosen
+/// moment (after the first row of a result has reached the client, while the next is computed: where the load test
+/// of <see cref="OrdersUnderFaultsTests"/> first caught it at random), or a <see cref="PostgresProxy"/> holds or
+/// drops its reply or plays a restart.
 /// </summary>
 public sealed class ConnectionLossTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>, IAsyncLifetime
 {
