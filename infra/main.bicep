@@ -91,9 +91,10 @@ param authRequiredScope string = 'Orders.Trade'
 @minValue(1)
 param databaseCommandTimeoutSeconds int = 15
 
-@description('Retries of a transaction after a deadlock, serialization failure or dropped connection (Database__MaxRetries).')
+@description('Retries of a database call after a deadlock, serialization failure or dropped connection, 25 ms doubling to 1 s apart (Database__MaxRetries); 8 span about 2-3.5 s, longer than a server restart.')
 @minValue(0)
-param databaseMaxRetries int = 3
+@maxValue(20)
+param databaseMaxRetries int = 8
 
 // ---------------------------------------------------------------------------------------------
 // Timer jobs and retention (NCRONTAB schedules have six fields: second minute hour day month weekday)
@@ -103,6 +104,9 @@ param orphanScanSchedule string = '0 */15 * * * *'
 
 @description('NCRONTAB schedule of the audit retention job (AUDIT_RETENTION_SCHEDULE), in UTC.')
 param auditRetentionSchedule string = '0 30 2 * * *'
+
+@description('NCRONTAB schedule of the job that publishes every account\'s chain heads to the write-once archive (CHAIN_HEADS_SCHEDULE), in UTC.')
+param chainHeadsSchedule string = '0 5 * * * *'
 
 @description('Minutes an order may stay pending or executing before the orphan scan fails it (Maintenance__OrphanThresholdMinutes).')
 @minValue(1)
@@ -451,6 +455,7 @@ module functionApp 'modules/function-app.bicep' = {
 
       ORPHAN_SCAN_SCHEDULE: orphanScanSchedule
       AUDIT_RETENTION_SCHEDULE: auditRetentionSchedule
+      CHAIN_HEADS_SCHEDULE: chainHeadsSchedule
       Maintenance__OrphanThresholdMinutes: string(orphanThresholdMinutes)
       Maintenance__AuditLogRetentionDays: string(auditLogRetentionDays)
       Maintenance__ErrorLogRetentionDays: string(errorLogRetentionDays)

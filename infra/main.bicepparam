@@ -38,10 +38,11 @@ param functionInstanceMemoryMB = 2048
 param logRetentionDays = 90
 
 param databaseCommandTimeoutSeconds = 15
-param databaseMaxRetries = 3
+param databaseMaxRetries = 8
 
 param orphanScanSchedule = '0 */15 * * * *'
 param auditRetentionSchedule = '0 30 2 * * *'
+param chainHeadsSchedule = '0 5 * * * *'
 param orphanThresholdMinutes = 10
 param auditLogRetentionDays = 2557
 param errorLogRetentionDays = 90

@@ -28,6 +28,11 @@ public sealed record BenchOptions
     public string OutputDirectory { get; init; } = "bench/results";
     public string DatabaseName { get; init; } = "orders_bench";
 
+    /// <summary>Measure verification on a large history instead of order throughput (<c>--verification</c>).</summary>
+    public bool Verification { get; init; }
+    public int VerificationRows { get; init; } = 1_000_000;
+    public int VerificationRepeats { get; init; } = 5;
+
     public const string Usage = """
         usage: OrderFunctions.Bench [--postgres "<admin Npgsql connection string>"] [--clients 8] [--duration 30]
                                     [--warmup 5] [--first-warmup 20] [--rounds 3] [--traders 64]
@@ -47,6 +52,9 @@ public sealed record BenchOptions
                        the price-tick scenario, after the others; 0 skips it
           --tick-batch the server's Risk__CloseBatchSize: closes per risk-engine transaction
           --smoke      a few seconds per phase with 2 clients and one round: proves the harness works, measures nothing
+          --verification [--rows 1000000] [--repeats 5]
+                       instead: the orphan scan over that many execution-log rows and the integrity route for an
+                       account of 100,000 of them, each repeated (medians), before and after the checkpoints
         """;
 
     public static BenchOptions Parse(string[] args)
@@ -80,6 +88,9 @@ public sealed record BenchOptions
                 "--tick-positions" => options with { TickPositions = int.Parse(Next(), NumberStyles.None, CultureInfo.InvariantCulture) },
                 "--tick-batch" => options with { CloseBatchSize = PositiveInt(Next(), "--tick-batch") },
                 "--out" => options with { OutputDirectory = Next() },
+                "--verification" => options with { Verification = true },
+                "--rows" => options with { VerificationRows = PositiveInt(Next(), "--rows") },
+                "--repeats" => options with { VerificationRepeats = PositiveInt(Next(), "--repeats") },
                 _ => throw new ArgumentException($"unknown argument {args[i]}"),
             };
         }

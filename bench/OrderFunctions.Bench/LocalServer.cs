@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.LocalHost;
 
 namespace OrderFunctions.Bench;
@@ -30,7 +31,8 @@ public sealed class LocalServer : IAsyncDisposable
 
     public static AuthSettings Auth { get; } = new() { Issuer = Issuer, Audience = Audience, SigningKey = SigningKey, Authority = "" };
 
-    public static async Task<LocalServer> StartAsync(string appConnectionString, int closeBatchSize, CancellationToken cancellationToken)
+    public static async Task<LocalServer> StartAsync(string appConnectionString, int closeBatchSize, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -40,11 +42,16 @@ public sealed class LocalServer : IAsyncDisposable
             ["Auth:Audience"] = Audience,
             ["Auth:SigningKey"] = SigningKey,
             ["Auth:Authority"] = "",
-            // Keep the timer jobs out of the measurement window.
-            ["ORPHAN_SCAN_SCHEDULE"] = "0 0 0 1 1 *",
-            ["AUDIT_RETENTION_SCHEDULE"] = "0 0 0 1 1 *",
             ["Risk:CloseBatchSize"] = closeBatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
+        // Keep the timer jobs out of the measurement window.
+        builder.Configuration.AddInMemoryCollection(MaintenanceJobs.All.ToDictionary(j => j.ScheduleSetting.Replace("__", ":", StringComparison.Ordinal),
+            _ => (string?)"0 0 0 1 1 *"));
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.AddOrderFunctionsLocalHost();

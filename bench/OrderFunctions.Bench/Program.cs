@@ -20,6 +20,12 @@ Console.CancelKeyPress += (_, e) =>
     stop.Cancel();
 };
 
+if (options.Verification)
+{
+    Console.WriteLine($"JSON: {await VerificationBenchmark.RunAsync(options, stop.Token)}");
+    return 0;
+}
+
 var (report, json, svg) = await BenchmarkRunner.RunAsync(options, stop.Token);
 Console.WriteLine(Report.Table(report));
 Console.WriteLine($"JSON: {json}");

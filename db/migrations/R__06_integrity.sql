@@ -4,8 +4,25 @@
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
--- Rows of execution_logs whose chain is broken: a gap in seq, a prev_hash that is not the previous
--- row's row_hash, or a row_hash that does not match the row's content.
+-- Incremental verification (this part with latest_ledger_checkpoint and ledger_start below): the chain checks start
+-- at each account's chain checkpoint (chain_checkpoints, advanced by the orphan scan once the rows up to it verified),
+-- so their cost grows with the rows written since, not with history. The checkpoint's own row is checked too: it must
+-- still exist with the hash that was verified.
+
+-- The account of p_user_id, or every account when it is NULL, in a shape the planner serves from the primary key
+-- for one account ("p_user_id IS NULL OR user_id = p_user_id" would visit every account even for one). Inlinable.
+CREATE OR REPLACE FUNCTION accounts_of(p_user_id uuid)
+    RETURNS TABLE (user_id uuid)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT a.user_id FROM trading.accounts a WHERE a.user_id = p_user_id
+    UNION ALL
+    SELECT a.user_id FROM trading.accounts a WHERE p_user_id IS NULL
+$$;
+
+-- Rows of execution_logs, after the account's checkpoint, whose chain is broken: a gap in seq, a prev_hash that is not
+-- the previous row's row_hash, or a row_hash that does not match the row's content; and a checkpoint whose row is gone
+-- or has another row_hash now.
 CREATE OR REPLACE FUNCTION execution_log_chain_breaks(p_user_id uuid DEFAULT NULL)
     RETURNS TABLE (user_id uuid, seq bigint, problem text)
     LANGUAGE sql STABLE
@@ -13,22 +30,38 @@ CREATE OR REPLACE FUNCTION execution_log_chain_breaks(p_user_id uuid DEFAULT NUL
 AS $$
     SELECT l.user_id, l.seq,
            CASE
-               WHEN l.seq <> coalesce(l.previous_seq, 0) + 1 THEN 'sequence gap before this row'
-               WHEN l.prev_hash <> coalesce(l.previous_hash, execution_log_genesis_hash()) THEN 'prev_hash is not the previous row_hash'
+               WHEN l.seq <> coalesce(l.previous_seq, l.checkpoint_seq) + 1 THEN 'sequence gap before this row'
+               WHEN l.prev_hash <> coalesce(l.previous_hash, l.checkpoint_hash) THEN 'prev_hash is not the previous row_hash'
                ELSE 'row_hash does not match the row'
            END
-    FROM (
+    FROM accounts_of(p_user_id) a
+    -- One row always (an aggregate), so the seq bound is a parameter of the index scan below, not a filter of it.
+    CROSS JOIN LATERAL (
+        SELECT coalesce(max(c.execution_log_seq), 0) AS seq,
+               coalesce((array_agg(c.execution_log_hash))[1], execution_log_genesis_hash()) AS hash
+        FROM chain_checkpoints c WHERE c.user_id = a.user_id
+    ) cp
+    CROSS JOIN LATERAL (
         SELECT e.*,
+               cp.seq AS checkpoint_seq,
+               cp.hash AS checkpoint_hash,
                lag(e.seq) OVER w AS previous_seq,
                lag(e.row_hash) OVER w AS previous_hash
         FROM execution_logs e
-        WHERE p_user_id IS NULL OR e.user_id = p_user_id
-        WINDOW w AS (PARTITION BY e.user_id ORDER BY e.seq)
+        WHERE e.user_id = a.user_id AND e.seq > cp.seq
+        WINDOW w AS (ORDER BY e.seq)
     ) l
-    WHERE l.seq <> coalesce(l.previous_seq, 0) + 1
-       OR l.prev_hash <> coalesce(l.previous_hash, execution_log_genesis_hash())
-       OR l.row_hash <> execution_log_hash(l.prev_hash, l.user_id, l.seq, l.order_id, l.event, l.reason,
-                                           l.error_code, l.transaction_id, l.details, l.created_at)
+    WHERE (l.seq <> coalesce(l.previous_seq, l.checkpoint_seq) + 1
+           OR l.prev_hash <> coalesce(l.previous_hash, l.checkpoint_hash)
+           OR l.row_hash <> execution_log_hash(l.prev_hash, l.user_id, l.seq, l.order_id, l.event, l.reason,
+                                               l.error_code, l.transaction_id, l.details, l.created_at))
+    UNION ALL
+    SELECT cp.user_id, cp.execution_log_seq, 'the row verified at this seq is missing or its row_hash has changed'
+    FROM accounts_of(p_user_id) a
+    JOIN chain_checkpoints cp ON cp.user_id = a.user_id
+    WHERE cp.execution_log_seq > 0
+      AND NOT EXISTS (SELECT 1 FROM execution_logs e
+                      WHERE e.user_id = cp.user_id AND e.seq = cp.execution_log_seq AND e.row_hash = cp.execution_log_hash)
 $$;
 
 -- The latest ledger checkpoint of each account (none until retention first archives its audit rows).
@@ -44,35 +77,66 @@ AS $$
     LIMIT 1
 $$;
 
--- Audit rows that do not continue the previous one (before = previous after); the first row after the
--- latest checkpoint continues the checkpoint, and an account's first row ever starts from zero.
+-- Where an account's ledger is known to stand: the later of its latest ledger checkpoint (retention archived the rows
+-- up to it) and its chain checkpoint (the audit chain verified up to it). Reconciliation and the audit chain check
+-- start here. No SET clause and schema-qualified names, so the planner inlines it into the queries that call it once
+-- per account (a function call per account would cost more than the new rows it spares).
+CREATE OR REPLACE FUNCTION ledger_start(p_user_id uuid)
+    RETURNS TABLE (last_audit_id bigint, balance numeric, used_margin numeric)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT s.last_audit_id, s.balance, s.used_margin
+    FROM (
+        (SELECT c.last_audit_id, c.balance, c.used_margin FROM trading.ledger_checkpoints c
+         WHERE c.user_id = p_user_id ORDER BY c.last_audit_id DESC LIMIT 1)
+        UNION ALL
+        SELECT v.audit_id, v.audit_balance, v.audit_margin FROM trading.chain_checkpoints v WHERE v.user_id = p_user_id AND v.audit_id > 0
+    ) s
+    ORDER BY s.last_audit_id DESC
+    LIMIT 1
+$$;
+
+-- Audit rows after the account's ledger start that do not continue the previous one (before = previous after); the
+-- first continues the ledger start, and an account's first row ever starts from zero. A chain checkpoint whose row
+-- still exists must still say what was verified.
 CREATE OR REPLACE FUNCTION balance_audit_chain_breaks(p_user_id uuid DEFAULT NULL)
     RETURNS TABLE (user_id uuid, audit_id bigint, problem text)
     LANGUAGE sql STABLE
     SET search_path = trading, pg_temp
 AS $$
-    SELECT a.user_id, a.id,
+    SELECT b.user_id, b.id,
            format('before (%s, %s) is not the previous after (%s, %s)',
-                  trim_scale(a.balance_before), trim_scale(a.margin_before),
-                  trim_scale(coalesce(a.previous_balance, cp.balance, 0)), trim_scale(coalesce(a.previous_margin, cp.used_margin, 0)))
-    FROM (
-        SELECT b.*,
-               lag(b.balance_after) OVER w AS previous_balance,
-               lag(b.margin_after) OVER w AS previous_margin,
-               row_number() OVER w AS position_in_chain
-        FROM balance_audit_log b
-        WHERE p_user_id IS NULL OR b.user_id = p_user_id
-        WINDOW w AS (PARTITION BY b.user_id ORDER BY b.id)
-    ) a
-    LEFT JOIN LATERAL latest_ledger_checkpoint(a.user_id) cp ON true
-    WHERE (a.position_in_chain = 1
-           AND (a.balance_before <> coalesce(cp.balance, 0) OR a.margin_before <> coalesce(cp.used_margin, 0)))
-       OR (a.position_in_chain > 1
-           AND (a.balance_before <> a.previous_balance OR a.margin_before <> a.previous_margin))
+                  trim_scale(b.balance_before), trim_scale(b.margin_before),
+                  trim_scale(coalesce(b.previous_balance, st.balance, 0)), trim_scale(coalesce(b.previous_margin, st.used_margin, 0)))
+    FROM accounts_of(p_user_id) a
+    -- One row always (ledger_start has at most one), so the id bound is a parameter of the index scan below.
+    CROSS JOIN LATERAL (
+        SELECT coalesce(max(s.last_audit_id), 0) AS last_audit_id, max(s.balance) AS balance, max(s.used_margin) AS used_margin
+        FROM ledger_start(a.user_id) s
+    ) st
+    CROSS JOIN LATERAL (
+        SELECT r.*,
+               lag(r.balance_after) OVER w AS previous_balance,
+               lag(r.margin_after) OVER w AS previous_margin
+        FROM balance_audit_log r
+        WHERE r.user_id = a.user_id AND r.id > st.last_audit_id
+        WINDOW w AS (ORDER BY r.id)
+    ) b
+    WHERE (b.balance_before <> coalesce(b.previous_balance, st.balance, 0) OR b.margin_before <> coalesce(b.previous_margin, st.used_margin, 0))
+    UNION ALL
+    SELECT cp.user_id, cp.audit_id,
+           CASE WHEN r.id IS NULL THEN 'the row verified at this id is missing and was never archived'
+                ELSE 'the row verified at this id now says another balance or margin' END
+    FROM accounts_of(p_user_id) a
+    JOIN chain_checkpoints cp ON cp.user_id = a.user_id
+    LEFT JOIN balance_audit_log r ON r.user_id = cp.user_id AND r.id = cp.audit_id
+    WHERE cp.audit_id > 0
+      AND (r.id IS NULL AND cp.audit_id > coalesce((SELECT max(c.last_audit_id) FROM ledger_checkpoints c WHERE c.user_id = cp.user_id), 0)
+           OR r.balance_after <> cp.audit_balance OR r.margin_after <> cp.audit_margin)
 $$;
 
--- Accounts whose balance or used_margin differs from their ledger: the latest checkpoint plus the deltas
--- of every audit row after it.
+-- Accounts whose balance or used_margin differs from their ledger: the ledger start plus the deltas of every audit
+-- row after it.
 CREATE OR REPLACE FUNCTION ledger_mismatches(p_user_id uuid DEFAULT NULL)
     RETURNS TABLE (user_id uuid, balance numeric, ledger_balance numeric, used_margin numeric, ledger_used_margin numeric)
     LANGUAGE sql STABLE
@@ -80,12 +144,16 @@ CREATE OR REPLACE FUNCTION ledger_mismatches(p_user_id uuid DEFAULT NULL)
 AS $$
     SELECT acc.user_id, acc.balance, l.balance, acc.used_margin, l.used_margin
     FROM accounts acc
-    LEFT JOIN LATERAL latest_ledger_checkpoint(acc.user_id) cp ON true
+    -- One row always, so the id bound is a parameter of the index scan below (incremental verification).
+    CROSS JOIN LATERAL (
+        SELECT coalesce(max(s.last_audit_id), 0) AS last_audit_id, max(s.balance) AS balance, max(s.used_margin) AS used_margin
+        FROM ledger_start(acc.user_id) s
+    ) cp
     CROSS JOIN LATERAL (
         SELECT coalesce(cp.balance, 0) + coalesce(sum(b.balance_after - b.balance_before), 0) AS balance,
                coalesce(cp.used_margin, 0) + coalesce(sum(b.margin_after - b.margin_before), 0) AS used_margin
         FROM balance_audit_log b
-        WHERE b.user_id = acc.user_id AND b.id > coalesce(cp.last_audit_id, 0)
+        WHERE b.user_id = acc.user_id AND b.id > cp.last_audit_id
     ) l
     WHERE (p_user_id IS NULL OR acc.user_id = p_user_id)
       AND (acc.balance <> l.balance OR acc.used_margin <> l.used_margin)
@@ -272,5 +340,7 @@ GRANT EXECUTE ON FUNCTION latest_ledger_checkpoint(uuid) TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION balance_audit_chain_breaks(uuid) TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION ledger_mismatches(uuid) TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION margin_mismatches(uuid) TO orders_maintenance;
+GRANT EXECUTE ON FUNCTION ledger_start(uuid), accounts_of(uuid) TO orders_maintenance, orders_verifier;
+GRANT EXECUTE ON FUNCTION execution_log_chain_breaks(uuid), latest_ledger_checkpoint(uuid), balance_audit_chain_breaks(uuid) TO orders_verifier;
 
 RESET ROLE;

@@ -120,6 +120,10 @@ BEGIN
         RETURN validation_error('first_id', 'must be at most last_id');
     ELSIF p_cutoff IS NULL OR p_cutoff > now() THEN
         RETURN validation_error('cutoff', 'must be in the past');
+    -- The retention floor (R__11): whatever cutoff the caller passes, nothing younger than the floor is deleted.
+    ELSIF p_cutoff > retention_floor_cutoff(p_table) THEN
+        RETURN validation_error('cutoff', format('must be at least %s ago: the database keeps %s rows that long',
+                                                 retention_floor(p_table), p_table));
     ELSIF p_blob_name IS NULL OR length(p_blob_name) NOT BETWEEN 1 AND 1024 THEN
         RETURN validation_error('blob_name', 'must be 1 to 1024 characters');
     END IF;

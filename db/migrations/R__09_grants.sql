@@ -4,8 +4,8 @@
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
-REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk;
+REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk, orders_verifier;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk, orders_verifier;
 
 GRANT SELECT ON accounts, strategies, instruments, positions, orders, fills, write_offs TO orders_api;
 
@@ -36,6 +36,10 @@ GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
                           execution_log_genesis_hash(),
                           set_audit_context(text, uuid, uuid)
     TO orders_risk;
+
+-- The verifier reads the chains and writes only the checkpoints of how far they are verified.
+GRANT SELECT ON accounts, execution_logs, balance_audit_log, ledger_checkpoints TO orders_verifier;
+GRANT SELECT, INSERT, UPDATE ON chain_checkpoints TO orders_verifier;
 
 RESET ROLE;
 

@@ -30,25 +30,3 @@ public static class Routes
     public const string PositionById = "api/positions/{id}";
     public const string AdminPrices = "api/admin/prices";
 }
-
-/// <summary>Names of the timer jobs and the settings that hold their CRON schedules (NCRONTAB, six fields).</summary>
-public static class Schedules
-{
-    public const string OrphanScanSetting = "ORPHAN_SCAN_SCHEDULE";
-    public const string AuditRetentionSetting = "AUDIT_RETENTION_SCHEDULE";
-
-    /// <summary>The Functions binding expressions: <c>%SETTING%</c> is resolved from app settings by the host.</summary>
-    public const string OrphanScan = "%" + OrphanScanSetting + "%";
-    public const string AuditRetention = "%" + AuditRetentionSetting + "%";
-
-    public const string OrphanScanDefault = "0 */15 * * * *";
-    public const string AuditRetentionDefault = "0 30 2 * * *";
-}
-
-public static class JobNames
-{
-    public const string OrphanScan = "orphan-scan";
-    public const string AuditRetention = "audit-retention";
-
-    public static IReadOnlyList<string> All { get; } = [OrphanScan, AuditRetention];
-}

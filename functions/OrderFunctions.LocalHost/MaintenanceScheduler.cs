@@ -6,8 +6,8 @@ using OrderFunctions.Core.Jobs;
 namespace OrderFunctions.LocalHost;
 
 /// <summary>
-/// Runs each maintenance job on the CRON schedule of the same setting the Functions timer triggers read
-/// (ORPHAN_SCAN_SCHEDULE, AUDIT_RETENTION_SCHEDULE; six fields, seconds first, UTC).
+/// Runs each maintenance job on the CRON schedule of the same setting the Functions timer triggers read (the job's
+/// registration in MaintenanceJobs names it; six fields, seconds first, UTC).
 /// </summary>
 public sealed partial class MaintenanceScheduler(IEnumerable<IMaintenanceJob> jobs, OrderFunctionsSettings settings,
     TimeProvider clock, ILogger<MaintenanceScheduler> logger) : BackgroundService
@@ -16,12 +16,7 @@ public sealed partial class MaintenanceScheduler(IEnumerable<IMaintenanceJob> jo
 
     public static CronExpression Parse(string expression) => CronExpression.Parse(expression, CronFormat.IncludeSeconds);
 
-    public string ScheduleOf(string job) => job switch
-    {
-        JobNames.OrphanScan => settings.OrphanScanSchedule,
-        JobNames.AuditRetention => settings.AuditRetentionSchedule,
-        _ => throw new ArgumentOutOfRangeException(nameof(job), job, "no schedule setting for this job"),
-    };
+    public string ScheduleOf(string job) => settings.ScheduleOf(job);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(jobs.Select(job => RunOnScheduleAsync(job, Parse(ScheduleOf(job.Name)), stoppingToken)));

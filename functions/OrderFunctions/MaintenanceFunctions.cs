@@ -18,6 +18,10 @@ public sealed class MaintenanceFunctions(IEnumerable<IMaintenanceJob> jobs, ILog
     public Task AuditRetention([TimerTrigger(Schedules.AuditRetention)] TimerInfo timer, CancellationToken cancellationToken) =>
         RunAsync(JobNames.AuditRetention, timer, cancellationToken);
 
+    [Function(nameof(ChainHeads))]
+    public Task ChainHeads([TimerTrigger(Schedules.ChainHeads)] TimerInfo timer, CancellationToken cancellationToken) =>
+        RunAsync(JobNames.ChainHeads, timer, cancellationToken);
+
     private async Task RunAsync(string jobName, TimerInfo timer, CancellationToken cancellationToken)
     {
         var job = jobs.FirstOrDefault(j => string.Equals(j.Name, jobName, StringComparison.Ordinal))

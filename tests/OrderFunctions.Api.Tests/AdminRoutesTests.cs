@@ -46,8 +46,8 @@ public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
         var trader = Guid.NewGuid();
         var path = $"/api/admin/accounts/{trader}/deposits";
 
-        var opened = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = 1_500.12345678m });
-        var topped = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = "0.00000001", reason = "bonus" });
+        var opened = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = 1_500.12345678m }, NewKey());
+        var topped = await api.SendAsync(HttpMethod.Post, path, api.AdminToken, new { amount = "0.00000001", reason = "bonus" }, NewKey());
 
         var first = opened.AssertSuccess(201);
         Assert.Equal(trader.ToString(), first.GetProperty("user_id").GetString());
@@ -102,6 +102,20 @@ public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
         Assert.Single(results.Select(r => r.Data.GetRawText()).Distinct());
         var account = (await api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(trader))).AssertSuccess(200);
         Assert.Equal(125m, account.GetProperty("balance").GetDecimal());
+    }
+
+    [Fact]
+    public async Task Deposit_without_an_idempotency_key_is_400_naming_the_header_and_changes_nothing()
+    {
+        // A client that repeats a key-less deposit after a lost answer cannot be told apart from a second deposit.
+        var trader = await api.NewTraderAsync(100m);
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var result = await api.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", api.AdminToken, new { amount = 25m });
+
+        result.AssertProblem(400, "VALIDATION_ERROR");
+        Assert.Equal(["Idempotency-Key"], result.ErrorFields);
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
     }
 
     [Fact]
@@ -245,4 +259,6 @@ public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
 
     private Task<ApiResult> UpsertAsync(params Instrument[] instruments) =>
         api.SendAsync(HttpMethod.Put, "/api/admin/instruments", api.AdminToken, new { instruments });
+
+    private static Dictionary<string, string> NewKey() => new() { ["Idempotency-Key"] = Guid.NewGuid().ToString() };
 }

@@ -10,7 +10,8 @@ public sealed class BadInputFixture : ApiFixture
 
     protected override async Task SeedAsync()
     {
-        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m });
+        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m },
+            new Dictionary<string, string> { ["Idempotency-Key"] = "bad-input-seed" });
         result.AssertSuccess(201);
         await ExecutedOrderAsync(TokenFor(Trader), TestInstruments.EurUsd.Symbol, "buy", 0.01m);
     }
@@ -62,6 +63,18 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         Order("a take_profit of 1e12", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01,"take_profit":1000000000000}""", "take_profit"),
         Order("a strategy_id that is not a UUID", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01,"strategy_id":"momentum"}""", "strategy_id"),
         Order("a strategy_id of no strategy (judged by the database)", $$"""{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01,"strategy_id":"{{SomeId}}"}""", "strategy_id"),
+        Order("a quantity with 31 decimals, which decimal would round to 0.01", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.0100000000000000000000000000009}""", "quantity"),
+        Order("a quantity string with 31 decimals", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":"0.0100000000000000000000000000009"}""", "quantity"),
+        Order("a quantity of 1E-9 in exponent form", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":1E-9}""", "quantity"),
+        Order("a quantity with 5000 digits", $$"""{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.{{new string('1', 5000)}}}""", "quantity"),
+        Order("a quantity string followed by a NUL", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":"0.01\u0000"}""", "quantity"),
+        Order("a quantity string followed by a letter", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":"0.01x"}""", "quantity"),
+        Order("a quantity string with two exponents", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":"1e2e3"}""", "quantity"),
+        Order("a quantity string in hex", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":"0x10"}""", "quantity"),
+        Order("a limit_price with 31 decimals", """{"symbol":"EURUSD","side":"buy","type":"limit","quantity":0.01,"limit_price":0.1000000000000000000000000000001}""", "limit_price"),
+        Order("a stop_loss with 31 decimals", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01,"stop_loss":0.1000000000000000000000000000001}""", "stop_loss"),
+        Order("a take_profit with 31 decimals", """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01,"take_profit":0.1000000000000000000000000000001}""", "take_profit"),
+        Order("two Idempotency-Keys joined by a comma", ValidOrder, "Idempotency-Key", key: "a,b"),
         Order("a lowercase symbol", """{"symbol":"eurusd","side":"buy","type":"market","quantity":0.01}""", "symbol"),
         Order("no symbol", """{"side":"buy","type":"market","quantity":0.01}""", "symbol"),
         Order("no Idempotency-Key", ValidOrder, "Idempotency-Key", key: null),
@@ -87,10 +100,19 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         Get("orders: to in month 13", "/api/orders?to=2026-13-01T00:00:00Z", "to"),
         Get("orders: an unknown query parameter", "/api/orders?colour=red", "colour"),
         Get("orders: a symbol of 33 characters", "/api/orders?symbol=" + new string('A', 33), "symbol"),
+        Get("orders: a NUL as the symbol", "/api/orders?symbol=%00", "symbol"),
+        Get("orders: a NUL inside the symbol", "/api/orders?symbol=EUR%00USD", "symbol"),
+        Get("orders: a control character in the status", "/api/orders?status=executed%01", "status"),
+        Get("orders: a NUL after the limit", "/api/orders?limit=5%00", "limit"),
+        Get("orders: a NUL after from", "/api/orders?from=2026-01-01T00:00:00Z%00", "from"),
 
         // GET /api/positions, /api/trades, /api/transactions/{id}/integrity, /api/accounts/me.
         Get("positions: an unknown status", "/api/positions?status=pending", "status"),
         Get("positions: limit 1000", "/api/positions?limit=1000", "limit"),
+        Get("positions: a NUL as the symbol", "/api/positions?symbol=%00", "symbol"),
+        Get("positions: a NUL inside the symbol", "/api/positions?symbol=EUR%00USD", "symbol"),
+        Get("trades: a NUL as the symbol", "/api/trades?symbol=%00", "symbol"),
+        Get("trades: a line feed inside the symbol", "/api/trades?symbol=EUR%0AUSD", "symbol"),
         Get("positions: a cursor of the trades listing", "/api/positions?cursor=" + SomeCursor.Encode("trades"), "cursor"),
         Get("trades: a strategy_id that is not a UUID", "/api/trades?strategy_id=momentum", "strategy_id"),
         Get("trades: an unknown pnl", "/api/trades?pnl=even", "pnl"),
@@ -117,6 +139,8 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         Admin("instruments: no contract_size", "PUT", "/api/admin/instruments", Instrument("\"contract_size\":null"), "instruments[0].contract_size"),
         Admin("instruments: a negative commission_rate", "PUT", "/api/admin/instruments", Instrument("\"commission_rate\":-0.001"), "instruments[0].commission_rate"),
         Admin("instruments: a tick_size with nine decimals", "PUT", "/api/admin/instruments", Instrument("\"tick_size\":0.000000001"), "instruments[0].tick_size"),
+        Admin("instruments: a last_price with 31 decimals", "PUT", "/api/admin/instruments", Instrument("\"last_price\":0.1000000000000000000000000000001"), "instruments[0].last_price"),
+        Admin("instruments: a min_qty string followed by a NUL", "PUT", "/api/admin/instruments", Instrument("\"min_qty\":\"1\\u0000\""), "instruments[0].min_qty"),
         Admin("instruments: an unknown field", "PUT", "/api/admin/instruments", Instrument("\"colour\":\"red\""), "instruments[0].colour"),
         Admin("instruments: an XML body", "PUT", "/api/admin/instruments", "<instruments/>", "Content-Type", 415, "UNSUPPORTED_MEDIA_TYPE", "application/xml"),
 
@@ -127,6 +151,9 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         Admin("deposit: an amount of 1e15", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":1e15}""", "amount"),
         Admin("deposit: an amount with nine decimals", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":1.000000001}""", "amount"),
         Admin("deposit: an amount as a word", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":"lots"}""", "amount"),
+        Admin("deposit: an amount with 31 decimals", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":0.1000000000000000000000000000001}""", "amount"),
+        Admin("deposit: an amount string followed by a NUL", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":"10\u0000"}""", "amount"),
+        Admin("deposit: no Idempotency-Key", "POST", $"/api/admin/accounts/{SomeId}/deposits", """{"amount":10}""", "Idempotency-Key"),
         Admin("deposit: a user id that is not a UUID", "POST", "/api/admin/accounts/alice/deposits", """{"amount":1}""", "userId"),
         Admin("deposit: a body over 64 KiB", "POST", $"/api/admin/accounts/{SomeId}/deposits",
             "{\"amount\":1,\"reason\":\"" + new string('r', 66_000) + "\"}", "body", 413, "PAYLOAD_TOO_LARGE"),
@@ -136,6 +163,10 @@ public sealed class BadInputTests(BadInputFixture api) : IClassFixture<BadInputF
         Admin("sync: no positions", "POST", "/api/admin/positions/sync", $$"""{"user_id":"{{BadInputFixture.Trader}}"}""", "positions"),
         Admin("sync: an unknown side", "POST", "/api/admin/positions/sync", Sync("""{"symbol":"EURUSD","side":"flat","quantity":1,"avg_entry_price":1.1}"""), "positions[0].side"),
         Admin("sync: a zero quantity", "POST", "/api/admin/positions/sync", Sync("""{"symbol":"EURUSD","side":"long","quantity":0,"avg_entry_price":1.1}"""), "positions[0].quantity"),
+        Admin("sync: a quantity with 31 decimals", "POST", "/api/admin/positions/sync",
+            Sync("""{"symbol":"EURUSD","side":"long","quantity":0.0100000000000000000000000000009,"avg_entry_price":1.1}"""), "positions[0].quantity"),
+        Admin("sync: an avg_entry_price with 13 decimals", "POST", "/api/admin/positions/sync",
+            Sync("""{"symbol":"EURUSD","side":"long","quantity":1,"avg_entry_price":1.1000000000001}"""), "positions[0].avg_entry_price"),
         Admin("sync: an unknown instrument (judged by the database)", "POST", "/api/admin/positions/sync",
             Sync("""{"symbol":"NOSUCH","side":"long","quantity":1,"avg_entry_price":1.1}"""), "positions[0].symbol"),
 

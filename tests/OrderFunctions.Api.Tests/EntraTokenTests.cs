@@ -142,7 +142,7 @@ public sealed class EntraTokenTests(EntraFixture entra) : IClassFixture<EntraFix
         var before = await DatabaseState.CaptureAsync(entra);
         var token = entra.Authority.AppToken(EntraFixture.AutomationObjectId, roles: roles);
 
-        var result = await entra.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Guid.NewGuid()}/deposits", token, new { amount = 5m });
+        var result = await entra.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Guid.NewGuid()}/deposits", token, new { amount = 5m }, Guid.NewGuid().ToString());
 
         Assert.True(result.Status == 403, $"roles as {shape} answered {result.Status}: {result.Text}");
         result.AssertProblem(403, "FORBIDDEN");
@@ -154,7 +154,7 @@ public sealed class EntraTokenTests(EntraFixture entra) : IClassFixture<EntraFix
     {
         var operatorToken = entra.Authority.UserToken(Guid.NewGuid(), roles: new[] { "orders.reader", "orders.admin" });
 
-        var result = await entra.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Guid.NewGuid()}/deposits", operatorToken, new { amount = 5m });
+        var result = await entra.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Guid.NewGuid()}/deposits", operatorToken, new { amount = 5m }, Guid.NewGuid().ToString());
 
         result.AssertSuccess(201);
     }

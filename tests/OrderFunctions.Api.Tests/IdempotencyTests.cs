@@ -90,6 +90,29 @@ public class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
         DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
     }
 
+    [Theory]
+    [InlineData("/api/orders")]
+    [InlineData("/api/admin/accounts/{trader}/deposits")]
+    public async Task Two_Idempotency_Key_headers_are_400_naming_the_header_and_store_nothing(string route)
+    {
+        // Hosts hand Core a repeated header comma-joined ("a,b"): stored as one key it would match neither.
+        var trader = await api.NewTraderAsync(10_000m);
+        var before = await DatabaseState.CaptureAsync(api);
+        using var request = new HttpRequestMessage(HttpMethod.Post, route.Replace("{trader}", trader.ToString(), StringComparison.Ordinal));
+        request.Headers.Authorization = new("Bearer", route.Contains("admin", StringComparison.Ordinal) ? api.AdminToken : ApiFixture.TokenFor(trader));
+        request.Headers.TryAddWithoutValidation("Idempotency-Key", "a");
+        request.Headers.TryAddWithoutValidation("Idempotency-Key", "b");
+        request.Content = new StringContent(route == "/api/orders" ? """{"symbol":"EURUSD","side":"buy","type":"market","quantity":0.01}""" : """{"amount":5}""",
+            System.Text.Encoding.UTF8, "application/json");
+        using var client = api.CreateClient();
+
+        using var response = await client.SendAsync(request);
+        var result = await ApiResult.ReadAsync(response);
+
+        result.AssertFieldError(400, "VALIDATION_ERROR", "Idempotency-Key");
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
+    }
+
     [Fact]
     public async Task Key_of_a_request_that_failed_validation_stays_free_for_the_corrected_request()
     {

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using OrderFunctions.Api.Tests.Support;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.LocalHost;
 
 namespace OrderFunctions.Api.Tests;
@@ -19,8 +20,7 @@ public sealed class LocalHostFactoryTests(ApiFixture api) : IClassFixture<ApiFix
         Assert.False(settings.Database.UseEntraAuthentication);
         Assert.Equal(LocalHostFactory.Auth, settings.Auth);
         Assert.Equal("", settings.ArchiveStorage.ConnectionString);
-        Assert.Equal(Schedules.OrphanScanDefault, settings.OrphanScanSchedule);
-        Assert.Equal(Schedules.AuditRetentionDefault, settings.AuditRetentionSchedule);
+        Assert.All(MaintenanceJobs.All, job => Assert.Equal(job.DefaultSchedule, settings.ScheduleOf(job.Name)));
     }
 
     [HostFact(ApiHost.Local, "LocalHost's scheduler is a hosted service in its container; the worker test host fires no timer unless asked")]

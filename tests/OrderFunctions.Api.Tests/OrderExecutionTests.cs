@@ -45,6 +45,24 @@ public class OrderExecutionTests(ApiFixture api) : IClassFixture<ApiFixture>
         Assert.Equal(margin, account.GetProperty("used_margin").GetDecimal());
     }
 
+    [Theory]
+    [InlineData("0.0100000000000000000000000000000000000000")]
+    [InlineData("\"0.0100000000000000000000000000000000000000\"")]
+    [InlineData("1E-2")]
+    [InlineData("\"+.01\"")]
+    [InlineData("0.001e1")]
+    public async Task Quantity_in_any_exact_spelling_of_0_01_executes_0_01_however_long_its_trailing_zeros(string quantity)
+    {
+        // Decimals are counted from the text: trailing zeros and exponents do not add any.
+        var trader = await api.NewTraderAsync(10_000m);
+
+        var result = await api.SendRawAsync(HttpMethod.Post, "/api/orders", ApiFixture.TokenFor(trader),
+            $$"""{"symbol":"{{EurUsd.Symbol}}","side":"buy","type":"market","quantity":{{quantity}}}""", "application/json",
+            new Dictionary<string, string> { ["Idempotency-Key"] = Guid.NewGuid().ToString() });
+
+        Assert.Equal(0.01m, result.AssertSuccess(201).GetProperty("quantity").GetDecimal());
+    }
+
     [Fact]
     public async Task Limit_sell_executes_at_the_last_price_when_the_limit_is_marketable()
     {

@@ -65,7 +65,8 @@ public sealed class PgBouncerSessionStateTests(SingleServerConnectionFixture api
         {
             ("alice reads her account", alice, () => api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(alice))),
             ("bob orders", bob, () => api.PlaceOrderAsync(ApiFixture.TokenFor(bob), new { symbol = EurUsd.Symbol, side = "buy", type = "market", quantity = 0.01m })),
-            ("an admin deposits for alice", alice, () => api.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{alice}/deposits", api.AdminToken, new { amount = 5m })),
+            ("an admin deposits for alice", alice, () => api.SendAsync(HttpMethod.Post, $"/api/admin/accounts/{alice}/deposits", api.AdminToken, new { amount = 5m },
+                new Dictionary<string, string> { ["Idempotency-Key"] = Guid.NewGuid().ToString() })),
             ("alice orders", alice, () => api.PlaceOrderAsync(ApiFixture.TokenFor(alice), new { symbol = Btc.Symbol, side = "sell", type = "market", quantity = 0.001m })),
             ("bob reads his account", bob, () => api.GetAsync("/api/accounts/me", ApiFixture.TokenFor(bob))),
             ("alice lists her orders", alice, () => api.GetAsync("/api/orders", ApiFixture.TokenFor(alice))),

@@ -8,7 +8,7 @@ public sealed class RollbackAndIntegrityTests(ApiFixture api) : IClassFixture<Ap
 {
     private static readonly string[] CheckNames =
         ["order_state", "fill_matches_order", "position_link", "audit_matches_order", "execution_log", "hash_chain", "audit_chain", "account_matches_ledger",
-         "write_off_matches_order"];
+         "write_off_matches_order", "published_chain_head"];
 
     [Fact]
     public async Task Rollback_is_200_and_restores_balance_and_margin_exactly_when_the_order_executed()

@@ -15,7 +15,8 @@ public sealed class TradeHistoryFixture : TracingApiFixture
 
     protected override async Task SeedAsync()
     {
-        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m });
+        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{Trader}/deposits", AdminToken, new { amount = 1_000_000m },
+            new Dictionary<string, string> { ["Idempotency-Key"] = "trade-listing-seed" });
         result.AssertSuccess(201);
 
         // Each batch is one transaction, so its fills share one filled_at: pages must break ties by id.

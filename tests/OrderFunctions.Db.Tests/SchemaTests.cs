@@ -9,8 +9,8 @@ namespace OrderFunctions.Db.Tests;
 public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] TenantTables =
-        ["accounts", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders", "positions",
-         "strategies", "write_offs"];
+        ["accounts", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "ledger_checkpoints", "orders",
+         "positions", "strategies", "write_offs"];
 
     /// <summary>What the risk engine's set-based closes write (R__08's orders_risk policies).</summary>
     private static readonly string[] RiskTables =
@@ -22,8 +22,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var tables = await NamesAsync("SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind IN ('r', 'p')");
 
         Assert.Equal(
-            ["accounts", "audit_archives", "balance_audit_log", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
-             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "risk_events", "strategies", "write_offs"],
+            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
+             "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "risk_events", "strategies", "write_offs"],
             tables);
     }
 
@@ -57,6 +57,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "audit_archives(maintenance_run_id) -> maintenance_runs(id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "balance_audit_log(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
+                "chain_checkpoints(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "deposit_requests(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
@@ -118,7 +119,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
     }
 
     [Fact]
-    public async Task Policies_are_exactly_tenant_maintenance_archiver_and_risk()
+    public async Task Policies_are_exactly_tenant_maintenance_archiver_risk_and_verifier()
     {
         var policies = await NamesAsync(
             """
@@ -136,6 +137,9 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
             .Concat(new[] { "balance_audit_log", "error_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_archiver ALL PERMISSIVE {{orders_archiver}}"))
             .Concat(RiskTables.Select(t => $"{t} {t}_risk ALL PERMISSIVE {{orders_risk}}"))
             .Concat(["risk_events risk_events_risk ALL PERMISSIVE {orders_risk}", "risk_events risk_events_maintenance SELECT PERMISSIVE {orders_maintenance}"])
+            // The verifier reads every chain and writes only the chain checkpoints.
+            .Concat(new[] { "accounts", "execution_logs", "balance_audit_log", "ledger_checkpoints" }.Select(t => $"{t} {t}_verifier SELECT PERMISSIVE {{orders_verifier}}"))
+            .Append("chain_checkpoints chain_checkpoints_verifier ALL PERMISSIVE {orders_verifier}")
             .Order(StringComparer.Ordinal);
         Assert.Equal(expected, policies);
     }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Api;
+using OrderFunctions.Core.Jobs;
 
 namespace OrderFunctions.Infra.Tests;
 
@@ -60,18 +61,14 @@ public sealed class FunctionsAppTests
     }
 
     [Fact]
-    public void The_timers_are_the_jobs_on_their_schedule_settings_and_never_run_on_startup()
+    public void The_timers_are_the_registered_jobs_on_their_schedule_settings_and_never_run_on_startup()
     {
-        var timers = Metadata.Value.Where(f => f.Trigger.Type == "timerTrigger").ToDictionary(f => f.Name, f => f.Trigger);
-        using var sample = JsonDocument.Parse(File.ReadAllText(Repo.SettingsSample));
-        var values = sample.RootElement.GetProperty("Values");
+        // One timer per registered job (MaintenanceJobs), none more; which job each runs: MaintenanceJobRegistrationTests.
+        var timers = Metadata.Value.Where(f => f.Trigger.Type == "timerTrigger").ToList();
 
-        Assert.Equal(["AuditRetention", "OrphanScan"], timers.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal(Schedules.OrphanScan, timers["OrphanScan"].Schedule);
-        Assert.Equal(Schedules.AuditRetention, timers["AuditRetention"].Schedule);
-        Assert.All(timers.Values, t => Assert.False(t.RunOnStartup));
-        Assert.True(values.TryGetProperty(Schedules.OrphanScanSetting, out _));
-        Assert.True(values.TryGetProperty(Schedules.AuditRetentionSetting, out _));
+        Assert.Equal(MaintenanceJobs.All.Select(j => j.ScheduleBinding).Order(StringComparer.Ordinal),
+            timers.Select(t => t.Trigger.Schedule).Order(StringComparer.Ordinal));
+        Assert.All(timers, t => Assert.False(t.Trigger.RunOnStartup));
     }
 
     [Fact]

@@ -135,6 +135,37 @@ public class AuditRetentionJobTests : IAsyncLifetime
         Assert.Equal(0, await _db.CountAsync("SELECT count(*) FROM trading.ledger_mismatches()"));
     }
 
+    [Fact]
+    public async Task Audit_retention_configured_shorter_than_the_database_floor_keeps_what_the_floor_keeps()
+    {
+        // Arrange: rows 3 years (audit) and 30 days (errors) old, retention configured to one day for both.
+        var symbol = await _db.NewInstrumentAsync();
+        var user = await _db.NewTraderAsync(1_000m);
+        await _db.ExecutedOrderAsync(user, symbol, "buy", 1m);
+        await _db.ExecuteOrderAsync(user, symbol, "buy", 1_000_000m);
+        await _db.AgeRowsAsync(Tables.BalanceAuditLog, await _db.MaxIdAsync(Tables.BalanceAuditLog), TimeSpan.FromDays(3 * 365));
+        await _db.AgeRowsAsync(Tables.ErrorLog, await _db.MaxIdAsync(Tables.ErrorLog), TimeSpan.FromDays(30));
+        var (auditIds, errorIds) = (await _db.IdsAsync(Tables.BalanceAuditLog), await _db.IdsAsync(Tables.ErrorLog));
+        var job = new AuditRetentionJob(_db.Orders, _archive.Store(), Settings with { AuditLogRetentionDays = 1, ErrorLogRetentionDays = 1 },
+            TimeProvider.System, NullLogger<AuditRetentionJob>.Instance);
+
+        // Act
+        var run = await job.RunAsync("test", CancellationToken.None);
+
+        // Assert: a successful run that deleted nothing: the floor (7 years, 90 days) is the cutoff it used
+        Assert.Equal(JobRun.Succeeded, run.Status);
+        Assert.Equal(auditIds, await _db.IdsAsync(Tables.BalanceAuditLog));
+        Assert.Equal(errorIds, await _db.IdsAsync(Tables.ErrorLog));
+        Assert.Empty(await _archive.BlobsAsync());
+        foreach (var (table, floor) in new[] { (Tables.BalanceAuditLog, DateTime.UtcNow.AddYears(-7)), (Tables.ErrorLog, DateTime.UtcNow.AddDays(-90)) })
+        {
+            var cutoff = DateTime.Parse((string)run.Findings[table]!["cutoff"]!, System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AdjustToUniversal);
+            Assert.Equal((string?)run.Findings[table]!["floor_cutoff"], (string?)run.Findings[table]!["cutoff"]);
+            Assert.True(Math.Abs((cutoff - floor).TotalMinutes) < 5, $"{table}: cutoff {cutoff:o}, floor about {floor:o}");
+        }
+    }
+
     /// <summary>
     /// Two traders trade; all their audit rows so far become 8 years old. Then more trading (new rows, one of them
     /// by a trader with old rows), an old and a new error_log row (business rejections write them).

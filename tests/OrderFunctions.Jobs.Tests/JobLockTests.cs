@@ -62,7 +62,7 @@ public class JobLockTests : IAsyncLifetime
         await using var other = await _db.Fixture.OpenAdminConnectionAsync();
         await using var transaction = await other.BeginTransactionAsync();
         await other.ExecuteAsync("SELECT pg_advisory_xact_lock(@Key)", new { Key = OrphanScanJob.LockKey }, transaction);
-        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance);
+        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
         var skipped = await job.RunAsync("timer", CancellationToken.None);
         await transaction.CommitAsync();
@@ -76,7 +76,7 @@ public class JobLockTests : IAsyncLifetime
     [Fact]
     public async Task A_job_holds_its_lock_only_in_a_transaction_and_releases_it_when_the_run_ends()
     {
-        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance);
+        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
         await job.RunAsync("test", CancellationToken.None);
 
@@ -91,7 +91,7 @@ public class JobLockTests : IAsyncLifetime
     {
         var abandoned = await _db.AdminAsync(c => c.QuerySingleAsync<long>(
             "INSERT INTO trading.maintenance_runs (job, trigger, status, started_at) VALUES ('orphan-scan', 'timer', 'running', now() - interval '1 hour') RETURNING id"));
-        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance);
+        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
         var run = await job.RunAsync("timer", CancellationToken.None);
 
@@ -105,7 +105,7 @@ public class JobLockTests : IAsyncLifetime
     [Fact]
     public async Task A_job_run_is_recorded_with_its_trigger_findings_and_times()
     {
-        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance);
+        var job = new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
         var run = await job.RunAsync("admin:" + Guid.NewGuid(), CancellationToken.None);
 

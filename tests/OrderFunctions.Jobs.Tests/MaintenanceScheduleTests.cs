@@ -1,3 +1,4 @@
+using Dapper;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -39,7 +40,7 @@ public sealed class MaintenanceScheduleTests
     }
 
     [Fact]
-    public async Task Both_jobs_are_registered_for_the_scheduler_and_the_admin_route()
+    public async Task Every_registered_job_is_resolved_for_the_scheduler_and_the_admin_route()
     {
         var services = new ServiceCollection()
             .AddLogging()
@@ -49,8 +50,7 @@ public sealed class MaintenanceScheduleTests
         var jobs = provider.GetServices<IMaintenanceJob>().ToList();
 
         Assert.Equal(JobNames.All, jobs.Select(j => j.Name));
-        Assert.IsType<OrphanScanJob>(jobs[0]);
-        Assert.IsType<AuditRetentionJob>(jobs[1]);
+        Assert.Equal(MaintenanceJobs.All.Select(j => j.JobType), jobs.Select(j => j.GetType()));
         Assert.IsType<BlobArchiveStore>(provider.GetRequiredService<IArchiveStore>());
     }
 
@@ -60,7 +60,7 @@ public sealed class MaintenanceScheduleTests
         // Arrange: a real job on its own database; the clock stands at 10:07:30, the schedule is every 15 minutes
         await using var db = await JobsDatabase.CreateAsync();
         var ran = new TaskCompletionSource<JobRun>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var job = new SignallingJob(new OrphanScanJob(db.Orders, new MaintenanceSettings(), db.Risk(), NullLogger<OrphanScanJob>.Instance), ran);
+        var job = new SignallingJob(new OrphanScanJob(db.Orders, new MaintenanceSettings(), db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance), ran);
         var clock = new ManualClock(new DateTimeOffset(2030, 1, 1, 10, 7, 30, TimeSpan.Zero));
         var settings = Load(new() { ["ORPHAN_SCAN_SCHEDULE"] = "0 */15 * * * *" });
         using var scheduler = new MaintenanceScheduler([job], settings, clock, NullLogger<MaintenanceScheduler>.Instance);
@@ -108,6 +108,23 @@ public sealed class MaintenanceScheduleTests
         {
             await scheduler.StopAsync(CancellationToken.None);
         }
+    }
+
+    [Fact]
+    public async Task Every_registered_job_can_record_its_runs()
+    {
+        // maintenance_runs.job takes any well-formed name, so registering a job needs no migration.
+        await using var db = await JobsDatabase.CreateAsync();
+
+        foreach (var job in JobNames.All)
+        {
+            var inserted = await db.AdminAsync(c => c.ExecuteAsync(
+                "INSERT INTO trading.maintenance_runs (job, trigger, status, finished_at) VALUES (@Job, 'test', 'skipped', now())", new { Job = job }));
+            Assert.Equal(1, inserted);
+        }
+
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => db.AdminAsync(c => c.ExecuteAsync(
+            "INSERT INTO trading.maintenance_runs (job, trigger, status, finished_at) VALUES ('Not A Job!', 'test', 'skipped', now())")));
     }
 
     private static OrderFunctionsSettings Load(Dictionary<string, string?> values) => OrderFunctionsSettings.Load(Configuration(values));

@@ -21,7 +21,7 @@ public class OrphanScanJobTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _db.DisposeAsync();
 
-    private OrphanScanJob Job() => new(_db.Orders, Settings, _db.Risk(), NullLogger<OrphanScanJob>.Instance);
+    private OrphanScanJob Job() => new(_db.Orders, Settings, _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance);
 
     [Fact]
     public async Task Orphan_scan_fails_and_audits_an_order_stuck_in_executing_past_the_threshold()
@@ -175,7 +175,7 @@ public class OrphanScanJobTests : IAsyncLifetime
         var thin = await _db.NewTraderAsync(10.2m);
         var opened = await _db.Orders.CallAsync(Core.Data.DbRole.Api, stopped,
             "SELECT trading.execute_order(@Symbol, 'buy', 'market', 1, NULL, @Key, 'stop', NULL, 95, NULL)::text",
-            new { Symbol = symbol, Key = Guid.NewGuid().ToString() }, Core.Data.Repeatable.Yes, CancellationToken.None);
+            new { Symbol = symbol, Key = Guid.NewGuid().ToString() }, Core.Data.Writes.Idempotently, CancellationToken.None);
         Assert.True((bool?)opened["success"], opened.ToJsonString());
         await _db.ExecutedOrderAsync(thin, symbol, "buy", 1m);
         await _db.AdminAsync(c => c.ExecuteAsync("UPDATE trading.instruments SET last_price = 90 WHERE symbol = @Symbol", new { Symbol = symbol }));
@@ -247,11 +247,11 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.Equal(400, (int?)rejected["status"]);
         var last = await _db.ExecutedOrderAsync(bob, other, "buy", 1m);
         var rollback = await _db.Orders.CallAsync(Core.Data.DbRole.Maintenance, bob, "SELECT trading.rollback_order_execution(@Id, 'test')::text",
-            new { Id = Guid.Parse((string)last["data"]!["order_id"]!) }, Core.Data.Repeatable.No, CancellationToken.None);
+            new { Id = Guid.Parse((string)last["data"]!["order_id"]!) }, Core.Data.Writes.NotIdempotently, CancellationToken.None);
         Assert.True((bool?)rollback["success"], rollback.ToJsonString());
 
         // Act
-        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
+        var run = await new OrphanScanJob(_db.Orders, new MaintenanceSettings(), _db.Risk(), JobsDatabase.NoPublishedHeads, NullLogger<OrphanScanJob>.Instance).RunAsync("test", CancellationToken.None);
 
         // Assert
         Assert.Equal(JobRun.Succeeded, run.Status);
@@ -259,7 +259,7 @@ public sealed class OrphanScanCleanDatabaseTests : IAsyncLifetime
         Assert.Null(run.Findings["errors"]);
         var counts = run.Findings["counts"]!.AsObject();
         Assert.Equal(
-            [OrphanScanJob.StuckOrders, OrphanScanJob.RiskBackstop, .. OrphanScanJob.Checks.Select(c => c.Name)],
+            [OrphanScanJob.StuckOrders, OrphanScanJob.RiskBackstop, .. OrphanScanJob.Checks.Select(c => c.Name), OrphanScanJob.PublishedHeadMismatches],
             counts.Select(c => c.Key));
         Assert.All(counts, c => Assert.Equal(0L, (long?)c.Value));
         Assert.All(OrphanScanJob.Checks, c => Assert.Empty(run.Findings[c.Name]!.AsArray()));

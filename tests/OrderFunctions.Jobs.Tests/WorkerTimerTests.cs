@@ -114,6 +114,7 @@ public sealed class WorkerTimerTests : IAsyncLifetime
                 // Far from now unless a test asks for its own: no run but the ones a test fires.
                 [Schedules.OrphanScanSetting] = orphanScanSchedule ?? "0 0 0 1 1 *",
                 [Schedules.AuditRetentionSetting] = "0 0 0 1 1 *",
+                [Schedules.ChainHeadsSetting] = "0 0 0 1 1 *",
                 [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
             },
             RunTimersOnSchedule = orphanScanSchedule is not null,

@@ -24,6 +24,7 @@ public sealed class UnreachableDatabaseWorker : IAsyncLifetime
         [FunctionsWorkerHost.BodySizeLimitSetting] = "1048576",
         ["ORPHAN_SCAN_SCHEDULE"] = "0 */15 * * * *",
         ["AUDIT_RETENTION_SCHEDULE"] = "0 30 2 * * *",
+        ["CHAIN_HEADS_SCHEDULE"] = "0 5 * * * *",
     };
 
     public static int ClosedPort()

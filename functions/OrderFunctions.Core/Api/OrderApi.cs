@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
@@ -15,6 +17,8 @@ namespace OrderFunctions.Core.Api;
 /// </summary>
 public sealed partial class OrderApi
 {
+    private static readonly IReadOnlyDictionary<string, string> RetryAfter = new Dictionary<string, string> { ["Retry-After"] = "1" };
+
     private readonly TokenValidator _tokens;
     private readonly HashSet<string> _corsOrigins;
     private readonly ILogger<OrderApi> _logger;
@@ -74,23 +78,33 @@ public sealed partial class OrderApi
         catch (DatabaseUnavailableException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the database is unavailable; try again shortly");
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, "the database is unavailable; nothing was changed; try again shortly",
+                new JsonObject { ["outcome"] = "not_applied" }, RetryAfter);
         }
         catch (DatabaseTimeoutException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.Timeout, "the database did not answer in time; nothing was changed");
+            response = ApiResponse.Error(ErrorCodes.Timeout, "the database did not answer in time and stopped the request; nothing was changed",
+                new JsonObject { ["outcome"] = "not_applied" });
         }
         catch (OutcomeUnknownException e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable,
-                "the database connection was lost while the change was in flight; check its result before repeating it");
+            response = ApiResponse.Error(ErrorCodes.ServiceUnavailable, e.RepeatIsSafe
+                    ? "the request reached the database but its answer was lost (the connection failed or timed out), so it may or may not "
+                      + "have been applied; repeat the identical request, with the same Idempotency-Key where it has one, to get its outcome: "
+                      + "a repeat is never applied twice"
+                    : "the request reached the database but its answer was lost (the connection failed or timed out), so it may or may not "
+                      + "have been applied; check the current state before repeating it, as a repeat could apply it twice",
+                new JsonObject { ["outcome"] = "unknown", ["repeat_is_safe"] = e.RepeatIsSafe });
         }
         catch (Exception e)
         {
             LogFailure(e, endpoint.Name);
-            response = ApiResponse.Error(ErrorCodes.InternalError, "an unexpected error occurred; nothing was changed");
+            // Only an error the server reported proves that the transaction rolled back.
+            response = ApiResponse.Error(ErrorCodes.InternalError, e is PostgresException
+                ? "the database refused the request with an unexpected error; nothing was changed"
+                : "an unexpected error occurred");
         }
 
         LogAnswered(endpoint.Name, response.Status, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -132,7 +146,27 @@ public sealed partial class OrderApi
             OrderTelemetry.TagOrder(orderId);
         }
 
-        return await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+        return ControlCharactersInQuery(request) is { Count: > 0 } errors
+            ? ApiResponse.Validation(errors)
+            : await endpoint.Handle(new ApiContext(request, caller, cancellationToken));
+    }
+
+    /// <summary>
+    /// On every route, whether or not it reads its query: PostgreSQL text cannot hold NUL, .NET's parsers skip trailing
+    /// NULs ("5\u0000" reads as 5), and no parameter has a use for control characters. Refused, never passed on or dropped.
+    /// </summary>
+    private static List<FieldError>? ControlCharactersInQuery(ApiRequest request)
+    {
+        List<FieldError>? errors = null;
+        foreach (var (name, values) in request.Query)
+        {
+            if (name.Any(char.IsControl) || values.Any(v => v.Any(char.IsControl)))
+            {
+                (errors ??= []).Add(new FieldError(name, "must not contain control characters"));
+            }
+        }
+
+        return errors;
     }
 
     /// <summary>

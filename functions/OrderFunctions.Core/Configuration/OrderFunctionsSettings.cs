@@ -1,12 +1,13 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using OrderFunctions.Core.Jobs;
 
 namespace OrderFunctions.Core.Configuration;
 
 /// <summary>
 /// Every setting the application reads, with its default. Keys use the double-underscore form of
 /// environment variables and app settings (<c>Database__ConnectionString</c> is <c>Database:ConnectionString</c>).
-/// local.settings.sample.json lists the same keys; a test keeps the two in step.
+/// local.settings.sample.json lists the same keys (tests/OrderFunctions.Infra.Tests checks it, and infra/main.bicep).
 /// </summary>
 public sealed record OrderFunctionsSettings
 {
@@ -15,8 +16,9 @@ public sealed record OrderFunctionsSettings
     public required MaintenanceSettings Maintenance { get; init; }
     public required ArchiveStorageSettings ArchiveStorage { get; init; }
     public required RiskSettings Risk { get; init; }
-    public required string OrphanScanSchedule { get; init; }
-    public required string AuditRetentionSchedule { get; init; }
+
+    /// <summary>Each registered job's CRON schedule, by job name (from its setting, else its default).</summary>
+    public required IReadOnlyDictionary<string, string> JobSchedules { get; init; }
 
     /// <summary>Browser origins allowed to call the API (<see cref="Http.Cors.AllowedOriginsSetting"/>); empty allows none.</summary>
     public IReadOnlyList<string> CorsAllowedOrigins { get; init; } = [];
@@ -27,7 +29,7 @@ public sealed record OrderFunctionsSettings
         "Database__ConnectionString", "Database__UseEntraAuthentication", "Database__CommandTimeoutSeconds", "Database__MaxRetries",
         "Auth__Issuer", "Auth__Audience", "Auth__SigningKey", "Auth__Authority",
         "Auth__TraderIdClaim", "Auth__RequiredScope", "Auth__RequireHttpsMetadata",
-        Schedules.OrphanScanSetting, Schedules.AuditRetentionSetting,
+        .. MaintenanceJobs.All.Select(j => j.ScheduleSetting),
         "Maintenance__OrphanThresholdMinutes", "Maintenance__AuditLogRetentionDays", "Maintenance__ErrorLogRetentionDays",
         "Maintenance__RetentionBatchSize",
         "ArchiveStorage__ConnectionString", "ArchiveStorage__serviceUri", "ArchiveStorage__ContainerName",
@@ -45,7 +47,7 @@ public sealed record OrderFunctionsSettings
                 ConnectionString = configuration["Database:ConnectionString"] ?? "",
                 UseEntraAuthentication = Bool(configuration, "Database:UseEntraAuthentication", false),
                 CommandTimeoutSeconds = Int(configuration, "Database:CommandTimeoutSeconds", 15, 1, 600),
-                MaxRetries = Int(configuration, "Database:MaxRetries", 3, 0, 10),
+                MaxRetries = Int(configuration, "Database:MaxRetries", 8, 0, 20),
             },
             Auth = new AuthSettings
             {
@@ -71,11 +73,16 @@ public sealed record OrderFunctionsSettings
                 ContainerName = NonEmpty(configuration["ArchiveStorage:ContainerName"], "audit-archive"),
             },
             Risk = LoadRisk(configuration),
-            OrphanScanSchedule = NonEmpty(configuration[Schedules.OrphanScanSetting], Schedules.OrphanScanDefault),
-            AuditRetentionSchedule = NonEmpty(configuration[Schedules.AuditRetentionSetting], Schedules.AuditRetentionDefault),
+            JobSchedules = MaintenanceJobs.All.ToDictionary(j => j.Name, j => NonEmpty(configuration[j.ScheduleSetting], j.DefaultSchedule),
+                StringComparer.Ordinal),
             CorsAllowedOrigins = Http.Cors.ParseOrigins(configuration[Http.Cors.AllowedOriginsSetting]),
         };
     }
+
+    /// <summary>The CRON schedule of a registered job.</summary>
+    public string ScheduleOf(string job) => JobSchedules.TryGetValue(job, out var schedule)
+        ? schedule
+        : throw new ArgumentOutOfRangeException(nameof(job), job, "no maintenance job has this name");
 
     private static string NonEmpty(string? value, string fallback) => string.IsNullOrWhiteSpace(value) ? fallback : value.Trim();
 
@@ -146,7 +153,7 @@ public sealed record DatabaseSettings
     public required string ConnectionString { get; init; }
     public bool UseEntraAuthentication { get; init; }
     public int CommandTimeoutSeconds { get; init; } = 15;
-    public int MaxRetries { get; init; } = 3;
+    public int MaxRetries { get; init; } = 8;
 }
 
 public sealed record AuthSettings

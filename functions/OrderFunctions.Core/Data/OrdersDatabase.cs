@@ -20,21 +20,34 @@ public enum DbRole
     Maintenance,
 }
 
-/// <summary>Whether repeating a call whose outcome is unknown (connection lost mid-call) is harmless.</summary>
-public enum Repeatable
+/// <summary>What a call writes: this decides whether it may be repeated, and what a lost answer means.</summary>
+public enum Writes
 {
-    /// <summary>Reads, and writes deduplicated by a key (execute_order): retried after a lost connection.</summary>
-    Yes,
+    /// <summary>A read: repeated after any connection failure; when no attempt answers, the database is unavailable.</summary>
+    Nothing,
 
-    /// <summary>Writes that would apply twice: retried only when the server certainly rolled back.</summary>
-    No,
+    /// <summary>
+    /// A write whose repeat cannot apply twice: it is answered from the stored result of its Idempotency-Key, or it
+    /// sets the same state again. Repeated after a lost connection, long enough to ride out a server restart; when no
+    /// attempt answers, its outcome is unknown and the client repeats it (same key) to learn it.
+    /// </summary>
+    Idempotently,
+
+    /// <summary>A write that would apply twice: never repeated once sent; a lost answer leaves its outcome unknown.</summary>
+    NotIdempotently,
 }
 
 /// <summary>
-/// The unit of work of DESIGN.md §5 over one process-wide <see cref="NpgsqlDataSource"/>. Each call sends its
-/// context (role, acting user) and its statement in ONE round trip; PostgreSQL runs the batch as one implicit
-/// transaction and commits it at the end, so there is no separate BEGIN/COMMIT exchange. Deadlocks and
-/// serialization failures are retried with jitter; so are lost connections when the call is repeatable.
+/// The unit of work over one process-wide <see cref="NpgsqlDataSource"/>. Each call sends its context (role, acting
+/// user) and its statement in ONE round trip; PostgreSQL runs the batch as one implicit transaction and commits it at
+/// the end, so there is no separate BEGIN/COMMIT exchange.
+/// <para>
+/// What a failure means decides what happens next. Only an error the server reports (a constraint, a statement
+/// timeout, a cancellation it confirms) proves the transaction rolled back. A connection that fails after the batch
+/// was sent, or a command timeout the server never confirmed, leaves a write's outcome unknown: such a write is
+/// repeated only when <see cref="Writes.Idempotently"/>, and otherwise ends in <see cref="OutcomeUnknownException"/>.
+/// Deadlocks, serialization failures and connections that cannot be opened are retried for every call.
+/// </para>
 /// </summary>
 public sealed partial class OrdersDatabase : IAsyncDisposable
 {
@@ -90,7 +103,7 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
     }
 
     /// <summary>Runs one statement in one round trip and hands its result grid to <paramref name="read"/>.</summary>
-    public async Task<T> QueryAsync<T>(DbRole role, Guid? userId, string sql, object? args, Repeatable repeatable,
+    public async Task<T> QueryAsync<T>(DbRole role, Guid? userId, string sql, object? args, Writes writes,
         Func<SqlMapper.GridReader, Task<T>> read, CancellationToken cancellationToken)
     {
         var parameters = new DynamicParameters(args);
@@ -99,55 +112,87 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
         var command = new CommandDefinition(ContextSql + sql, parameters, commandTimeout: _settings.CommandTimeoutSeconds,
             cancellationToken: cancellationToken);
 
-        return await WithRetriesAsync(async () =>
+        // Whether some attempt of this call may have reached the server and committed: once true for a write, the
+        // call can end only in its result or in OutcomeUnknownException, never in "nothing was changed".
+        var maybeApplied = false;
+        for (var attempt = 0; ; attempt++)
         {
-            await using var connection = await OpenAsync(cancellationToken);
+            Exception failure;
             try
             {
-                await using var grid = await connection.QueryMultipleAsync(command);
-                await grid.ReadAsync();
-                return await read(grid);
+                await using var connection = await OpenAsync(cancellationToken);
+                try
+                {
+                    await using var grid = await connection.QueryMultipleAsync(command);
+                    await grid.ReadAsync();
+                    try
+                    {
+                        return await read(grid);
+                    }
+                    catch (Exception e) when (writes != Writes.Nothing && e is not (NpgsqlException or IOException or OperationCanceledException))
+                    {
+                        // The server answered and commits at the end of the batch whatever this code makes of the answer.
+                        throw new OutcomeUnknownException(writes == Writes.Idempotently, e);
+                    }
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsConfirmedTimeout(e, connection))
+                {
+                    // Npgsql asked the server to cancel and the server confirmed it: the transaction rolled back.
+                    throw new DatabaseTimeoutException(e);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsLostAfterSend(e, connection))
+                {
+                    throw new ConnectionLostException(e, IsTimeout(e));
+                }
             }
-            catch (Exception e) when (IsConnectionLoss(e, connection, cancellationToken))
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected)
             {
-                throw new ConnectionLostException(e);
+                // The server rolled the transaction back: repeating it is always safe.
+                failure = e;
             }
-        }, repeatable, cancellationToken);
+            catch (DatabaseUnavailableException e)
+            {
+                // The connection could not be opened: nothing of this attempt reached the server.
+                failure = e;
+            }
+            catch (ConnectionLostException e) when (writes == Writes.Nothing && e.TimedOut)
+            {
+                // A read that ran out of time would only run out of time again.
+                throw new DatabaseTimeoutException(e.InnerException!);
+            }
+            catch (ConnectionLostException e)
+            {
+                maybeApplied |= writes != Writes.Nothing;
+                if (writes == Writes.NotIdempotently || e.TimedOut)
+                {
+                    // Not repeated: a write that may have committed would apply twice, and one still running on the
+                    // server (it did not answer in time) would meet its own repeat on the same locks.
+                    throw new OutcomeUnknownException(writes == Writes.Idempotently, e.InnerException!);
+                }
+
+                failure = e;
+            }
+
+            if (attempt >= _settings.MaxRetries)
+            {
+                throw maybeApplied
+                    ? new OutcomeUnknownException(writes == Writes.Idempotently, failure.InnerException ?? failure)
+                    : new DatabaseUnavailableException(failure.InnerException ?? failure);
+            }
+
+            var delay = RetryDelay(attempt);
+            LogRetry(failure is PostgresException pg ? pg.SqlState : (failure.InnerException ?? failure).GetType().Name, attempt + 1, delay.TotalMilliseconds);
+            await Task.Delay(delay, cancellationToken);
+        }
     }
 
     /// <summary>Calls a stored function that returns the jsonb envelope, in one round trip.</summary>
-    public Task<JsonObject> CallAsync(DbRole role, Guid? userId, string sql, object? args, Repeatable repeatable, CancellationToken cancellationToken) =>
-        QueryAsync(role, userId, sql, args, repeatable, async grid =>
+    public Task<JsonObject> CallAsync(DbRole role, Guid? userId, string sql, object? args, Writes writes, CancellationToken cancellationToken) =>
+        QueryAsync(role, userId, sql, args, writes, async grid =>
         {
             var text = await grid.ReadSingleAsync<string>();
             return JsonNode.Parse(text)?.AsObject() ?? throw new InvalidOperationException("the function returned no envelope");
         }, cancellationToken);
-
-    /// <summary>
-    /// Several statements in one explicit transaction (context first, committed once), for work that cannot
-    /// be a single statement. The whole of <paramref name="work"/> is repeated on a retry.
-    /// </summary>
-    public async Task<T> InTransactionAsync<T>(DbRole role, Guid? userId, Repeatable repeatable,
-        Func<NpgsqlConnection, NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken)
-    {
-        return await WithRetriesAsync(async () =>
-        {
-            await using var connection = await OpenAsync(cancellationToken);
-            try
-            {
-                await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
-                await connection.ExecuteAsync(new CommandDefinition(ContextSql,
-                    new { __role = RoleName(role), __user = userId?.ToString() ?? "" }, transaction, cancellationToken: cancellationToken));
-                var result = await work(connection, transaction);
-                await transaction.CommitAsync(cancellationToken);
-                return result;
-            }
-            catch (Exception e) when (IsConnectionLoss(e, connection, cancellationToken))
-            {
-                throw new ConnectionLostException(e);
-            }
-        }, repeatable, cancellationToken);
-    }
 
     public ValueTask DisposeAsync() => DataSource.DisposeAsync();
 
@@ -158,99 +203,72 @@ public sealed partial class OrdersDatabase : IAsyncDisposable
         _ => throw new ArgumentOutOfRangeException(nameof(role)),
     };
 
+    /// <summary>
+    /// The wait before retry <paramref name="attempt"/> + 1: 25 ms doubling up to 1 s, half of it random ("equal
+    /// jitter") so competing retries spread apart while the total never shrinks. The default 8 retries wait 1.8 to
+    /// 3.6 s in all: longer than PostgreSQL needs to restart after a crash (about 0.5 s), so no client sees it.
+    /// </summary>
+    public static TimeSpan RetryDelay(int attempt)
+    {
+        var ceiling = Math.Min(1000, 25 << Math.Min(attempt, 6));
+        return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.Next(0, ceiling / 2 + 1));
+    }
+
     private async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
     {
         try
         {
             return await DataSource.OpenConnectionAsync(cancellationToken);
         }
-        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            // Nothing was sent: always safe to try again.
+            // Nothing was sent: always safe to try again. (57P03 "the database system is starting up" lands here.)
             throw new DatabaseUnavailableException(e);
         }
     }
 
-    private async Task<T> WithRetriesAsync<T>(Func<Task<T>> attempt, Repeatable repeatable, CancellationToken cancellationToken)
+    /// <summary>A command timeout the server answered with 57014: Npgsql then keeps the connection, the statement rolled back.</summary>
+    private static bool IsConfirmedTimeout(Exception e, NpgsqlConnection connection) =>
+        IsTimeout(e) && !connection.FullState.HasFlag(ConnectionState.Broken)
+        || e is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled };
+
+    private static bool IsTimeout(Exception e) => e is TimeoutException or NpgsqlException { InnerException: TimeoutException };
+
+    /// <summary>The batch may have reached the server, but no complete answer came back.</summary>
+    private static bool IsLostAfterSend(Exception e, NpgsqlConnection connection) => e switch
     {
-        for (var tries = 0; ; tries++)
-        {
-            try
-            {
-                return await attempt();
-            }
-            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
-                                              && tries < _settings.MaxRetries)
-            {
-                // The server rolled the transaction back: repeating it is always safe.
-                LogRetry(e.SqlState, tries + 1);
-            }
-            catch (DatabaseUnavailableException e) when (tries < _settings.MaxRetries)
-            {
-                LogRetry(e.InnerException?.GetType().Name ?? "unavailable", tries + 1);
-            }
-            catch (ConnectionLostException e) when (repeatable == Repeatable.Yes && tries < _settings.MaxRetries)
-            {
-                LogRetry(e.InnerException?.GetType().Name ?? "connection lost", tries + 1);
-            }
-            catch (ConnectionLostException e) when (repeatable == Repeatable.No)
-            {
-                throw new OutcomeUnknownException(e.InnerException!);
-            }
-            catch (ConnectionLostException e)
-            {
-                throw new DatabaseUnavailableException(e.InnerException!);
-            }
-            catch (Exception e) when (IsTimeout(e, cancellationToken))
-            {
-                throw new DatabaseTimeoutException(e);
-            }
+        // A command timeout the server never confirmed: Npgsql breaks the connection.
+        _ when IsTimeout(e) => true,
+        // When the backend dies mid-read, Dapper's reader cleanup meets the closed reader and this replaces the
+        // real error; the broken connection says what happened.
+        InvalidOperationException => connection.FullState.HasFlag(ConnectionState.Broken),
+        // admin_shutdown, crash_shutdown, cannot_connect_now and connection exceptions: the backend went away mid-call.
+        PostgresException pg => pg.SqlState is "57P01" or "57P02" or "57P03" || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException or IOException or SocketException or EndOfStreamException => true,
+        _ => false,
+    };
 
-            // Full jitter: a random wait up to 25 ms · 2^try spreads competing retries apart.
-            var ceiling = 25 * (1 << Math.Min(tries, 6));
-            await Task.Delay(Random.Shared.Next(1, ceiling + 1), cancellationToken);
-        }
-    }
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Database call retried (attempt {Attempt}) after {Reason}, in {DelayMs} ms")]
+    private partial void LogRetry(string reason, int attempt, double delayMs);
 
-    private static bool IsConnectionLoss(Exception e, NpgsqlConnection connection, CancellationToken cancellationToken)
+    private sealed class ConnectionLostException(Exception inner, bool timedOut) : Exception("the database connection was lost", inner)
     {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return false;
-        }
-
-        return e switch
-        {
-            // When the backend dies mid-read, Dapper's reader cleanup meets the closed reader and this
-            // replaces the real error; the broken connection says what happened.
-            InvalidOperationException => connection.FullState.HasFlag(ConnectionState.Broken),
-            // admin_shutdown / crash_shutdown / cannot_connect_now: the backend went away mid-call.
-            PostgresException pg => pg.SqlState is "57P01" or "57P02" or "57P03" || pg.SqlState.StartsWith("08", StringComparison.Ordinal),
-            NpgsqlException npg => npg.InnerException is IOException or SocketException or EndOfStreamException || npg.IsTransient && npg.InnerException is not TimeoutException,
-            IOException or SocketException or EndOfStreamException => true,
-            _ => false,
-        };
+        public bool TimedOut { get; } = timedOut;
     }
-
-    private static bool IsTimeout(Exception e, CancellationToken cancellationToken) =>
-        !cancellationToken.IsCancellationRequested
-        && (e is TimeoutException
-            || e is NpgsqlException { InnerException: TimeoutException }
-            || e is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled });
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Database call retried (attempt {Attempt}) after {Reason}")]
-    private partial void LogRetryCore(string reason, int attempt);
-
-    private void LogRetry(string reason, int attempt) => LogRetryCore(reason, attempt);
-
-    private sealed class ConnectionLostException(Exception inner) : Exception("the database connection was lost", inner);
 }
 
-/// <summary>The database could not be reached (after retries).</summary>
+/// <summary>The database could not be reached (after retries), or kept rolling the call back: nothing was changed.</summary>
 public sealed class DatabaseUnavailableException(Exception inner) : Exception("the database is unavailable", inner);
 
-/// <summary>A statement ran past its command timeout.</summary>
+/// <summary>The server stopped a statement that ran past its time (and confirmed it): nothing was changed.</summary>
 public sealed class DatabaseTimeoutException(Exception inner) : Exception("the database did not answer in time", inner);
 
-/// <summary>The connection was lost while a non-repeatable write was in flight: it may or may not have committed.</summary>
-public sealed class OutcomeUnknownException(Exception inner) : Exception("the connection was lost while the change was in flight", inner);
+/// <summary>
+/// A write was sent but no answer came back (the connection was lost, or the server did not answer in time): it may or
+/// may not have committed. <see cref="RepeatIsSafe"/> says whether repeating the identical request is harmless.
+/// </summary>
+public sealed class OutcomeUnknownException(bool repeatIsSafe, Exception inner)
+    : Exception("the database connection was lost or timed out after the change was sent", inner)
+{
+    public bool RepeatIsSafe { get; } = repeatIsSafe;
+}

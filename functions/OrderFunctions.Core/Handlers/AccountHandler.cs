@@ -32,7 +32,7 @@ public sealed class AccountHandler(OrdersDatabase database, RiskSettings risk)
             WHERE a.user_id = @UserId
             """;
         var userId = context.RequiredCaller.UserId;
-        var account = await database.QueryAsync(DbRole.Api, userId, sql, new { UserId = userId, risk.MarginCallLevel }, Repeatable.Yes,
+        var account = await database.QueryAsync(DbRole.Api, userId, sql, new { UserId = userId, risk.MarginCallLevel }, Writes.Nothing,
             grid => grid.ReadSingleOrDefaultAsync<AccountView>(), context.CancellationToken);
         return account is null
             ? ApiResponse.Error(ErrorCodes.UserNotFound, "you have no account yet; an admin deposit opens one")
@@ -49,7 +49,7 @@ public sealed class AccountHandler(OrdersDatabase database, RiskSettings risk)
         }
 
         var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, "SELECT trading.create_strategy(@Name)",
-            new { Name = name }, Repeatable.Yes, context.CancellationToken);
+            new { Name = name }, Writes.Idempotently, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
     }
 }

@@ -61,7 +61,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         }
 
         var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)",
-            new { Items = instruments!.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+            new { Items = instruments!.ToJsonString() }, Writes.Idempotently, context.CancellationToken);
         return await WithRiskAsync(envelope, context.CancellationToken);
     }
 
@@ -99,7 +99,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
 
         // Setting the same prices again is the same state.
         var envelope = await database.CallAsync(DbRole.Maintenance, null, "SELECT trading.set_prices(@Prices::jsonb)",
-            new { Prices = prices!.ToJsonString() }, Repeatable.Yes, context.CancellationToken);
+            new { Prices = prices!.ToJsonString() }, Writes.Idempotently, context.CancellationToken);
         return await WithRiskAsync(envelope, context.CancellationToken);
     }
 
@@ -122,7 +122,9 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         }
 
         var errors = new List<FieldError>();
-        var key = Idempotency.ReadKey(context.Request, required: false, errors);
+        // Required: a deposit retried after a lost answer must not create money twice, and only the key tells a
+        // repeat from a second deposit of the same amount.
+        var key = Idempotency.ReadKey(context.Request, required: true, errors);
         var (deposit, error) = await RequestBody.ReadFieldsAsync(context.Request, fields => (
             Amount: fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8),
             Reason: fields.String("reason", required: false, maxLength: 200) ?? "deposit"), context.CancellationToken, errors);
@@ -131,16 +133,12 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             return error;
         }
 
-        // A deposit applied twice is money created. With an Idempotency-Key the database answers a repeat from
-        // the stored response, so a call lost with its connection can be repeated; without one it never is.
+        // The database answers a repeat of the key from the stored response, so a call lost with its connection
+        // is repeated safely.
         var envelope = await database.CallAsync(DbRole.Maintenance, userId,
             "SELECT trading.deposit(@Amount, @Reason, @Key, @Fingerprint)",
-            new
-            {
-                deposit.Amount, deposit.Reason, Key = key,
-                Fingerprint = key is null ? null : Idempotency.Fingerprint("deposit-v1", deposit.Amount, deposit.Reason),
-            },
-            key is null ? Repeatable.No : Repeatable.Yes, context.CancellationToken);
+            new { deposit.Amount, deposit.Reason, Key = key, Fingerprint = Idempotency.Fingerprint("deposit-v1", deposit.Amount, deposit.Reason) },
+            Writes.Idempotently, context.CancellationToken);
         return Idempotency.Respond(envelope, firstStatus: 201);
     }
 
@@ -178,7 +176,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         var envelope = await database.CallAsync(DbRole.Maintenance, snapshot.UserId,
             "SELECT trading.sync_positions(@Positions::jsonb, @ClosingPrices::jsonb)",
             new { Positions = snapshot.Positions.ToJsonString(), ClosingPrices = snapshot.ClosingPrices.ToJsonString() },
-            Repeatable.Yes, context.CancellationToken);
+            Writes.Idempotently, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
     }
 

@@ -48,7 +48,7 @@ public sealed class ListingHandler(OrdersDatabase database)
         var userId = context.RequiredCaller.UserId;
         var rows = await database.QueryAsync(DbRole.Api, userId, sql,
             new { UserId = userId, Status = status, Symbol = symbol, From = from, To = to, CursorAt = cursor?.At, CursorId = cursor?.Id, Take = limit + 1 },
-            Repeatable.Yes, async grid => (await grid.ReadAsync<OrderView>()).ToList(), context.CancellationToken);
+            Writes.Nothing, async grid => (await grid.ReadAsync<OrderView>()).ToList(), context.CancellationToken);
         return Page(rows, limit, "orders", o => new Cursor(o.CreatedAt, o.Id));
     }
 
@@ -85,7 +85,7 @@ public sealed class ListingHandler(OrdersDatabase database)
         var userId = context.RequiredCaller.UserId;
         var rows = await database.QueryAsync(DbRole.Api, userId, sql,
             new { UserId = userId, Status = status, Symbol = symbol, CursorAt = cursor?.At, CursorId = cursor?.Id, Take = limit + 1 },
-            Repeatable.Yes, async grid => (await grid.ReadAsync<PositionListItem>()).ToList(), context.CancellationToken);
+            Writes.Nothing, async grid => (await grid.ReadAsync<PositionListItem>()).ToList(), context.CancellationToken);
         return Page(rows, limit, "positions", p => new Cursor(p.OpenedAt, p.Id));
     }
 
@@ -133,7 +133,7 @@ public sealed class ListingHandler(OrdersDatabase database)
                 UserId = userId, Symbol = symbol, StrategyId = strategyId, From = from, To = to, Pnl = pnl,
                 CursorAt = cursor?.At, CursorId = cursor?.Id, Take = limit + 1,
             },
-            Repeatable.Yes, async grid => (await grid.ReadAsync<TradeView>()).ToList(), context.CancellationToken);
+            Writes.Nothing, async grid => (await grid.ReadAsync<TradeView>()).ToList(), context.CancellationToken);
         return Page(rows, limit, "trades", t => new Cursor(t.FilledAt, t.Id));
     }
 

@@ -2,15 +2,17 @@ using System.Text.Json.Nodes;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Core.Telemetry;
 
 namespace OrderFunctions.Core.Handlers;
 
 /// <summary>Executing, reading, rolling back and checking orders.</summary>
-public sealed class OrdersHandler(OrdersDatabase database)
+public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads publishedHeads)
 {
     private static readonly string[] Sides = ["buy", "sell"];
     private static readonly string[] Types = ["market", "limit"];
+    private static readonly TimeSpan PublishedHeadsBudget = TimeSpan.FromSeconds(5);
 
     public async Task<ApiResponse> ExecuteAsync(ApiContext context)
     {
@@ -34,7 +36,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
                 order!.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
                 order.StrategyId, order.StopLoss, order.TakeProfit,
             },
-            Repeatable.Yes, context.CancellationToken);
+            Writes.Idempotently, context.CancellationToken);
 
         OrderTelemetry.TagOrder(envelope);
         return Idempotency.Respond(envelope);
@@ -65,7 +67,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             WHERE o.user_id = @UserId AND o.id = @Id
             """;
         var row = await database.QueryAsync(DbRole.Api, context.RequiredCaller.UserId, sql, new { context.RequiredCaller.UserId, Id = id },
-            Repeatable.Yes, grid => grid.ReadSingleOrDefaultAsync<OrderDetailRow>(), context.CancellationToken);
+            Writes.Nothing, grid => grid.ReadSingleOrDefaultAsync<OrderDetailRow>(), context.CancellationToken);
         var view = row?.ToView();
 
         // Another trader's order is invisible under row-level security: indistinguishable from none.
@@ -94,7 +96,7 @@ public sealed class OrdersHandler(OrdersDatabase database)
             SELECT set_config('app.user_id', coalesce((SELECT user_id::text FROM trading.orders WHERE id = @Id LIMIT 1), ''), true);
             SELECT trading.rollback_order_execution(@Id, @Reason);
             """;
-        var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Repeatable.No,
+        var envelope = await database.QueryAsync(DbRole.Maintenance, null, sql, new { Id = id, Reason = reason }, Writes.NotIdempotently,
             async grid =>
             {
                 await grid.ReadAsync();
@@ -117,9 +119,43 @@ public sealed class OrdersHandler(OrdersDatabase database)
             return error;
         }
 
-        var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId,
-            "SELECT trading.validate_atomic_execution_integrity(@Id)", new { Id = id }, Repeatable.Yes, context.CancellationToken);
+        var userId = context.RequiredCaller.UserId;
+        var published = await PublishedHeadOfAsync(userId, context.CancellationToken);
+        var envelope = await database.CallAsync(DbRole.Api, userId,
+            "SELECT trading.validate_transaction_integrity(@Id, @Published::jsonb)", new { Id = id, Published = published?.ToJsonString() },
+            Writes.Nothing, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
+    }
+
+    /// <summary>
+    /// What trading.validate_transaction_integrity compares the trader's chains with: the latest publication's heads of
+    /// this account, null when nothing is published (or no archive is configured), or why the archive could not be read.
+    /// </summary>
+    private async Task<JsonObject?> PublishedHeadOfAsync(Guid userId, CancellationToken cancellationToken)
+    {
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(PublishedHeadsBudget);
+        try
+        {
+            var latest = await publishedHeads.LatestAsync(fresh: false, bound.Token).WaitAsync(PublishedHeadsBudget, cancellationToken);
+            return latest is null
+                ? null
+                : new JsonObject
+                {
+                    ["blob_name"] = latest.BlobName,
+                    ["published_at"] = Json.Format(latest.PublishedAt.UtcDateTime),
+                    ["head"] = latest.Heads.TryGetValue(userId, out var head) ? JsonNode.Parse(head) : null,
+                };
+        }
+        catch (ArchiveStoreException e) when (e.NotConfigured)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is ArchiveStoreException or ArchiveIntegrityException or TimeoutException
+                                  || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return new JsonObject { ["unavailable"] = e is ArchiveStoreException or ArchiveIntegrityException ? e.Message : "the archive did not answer in time" };
+        }
     }
 
     internal static bool TryRouteId(ApiContext context, string name, out Guid id, out ApiResponse error)

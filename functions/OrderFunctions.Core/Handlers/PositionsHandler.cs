@@ -39,7 +39,7 @@ public sealed class PositionsHandler(OrdersDatabase database)
         // Setting the same stops again is the same state.
         var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId,
             "SELECT trading.set_position_stops(@Id, @StopLoss, @TakeProfit, @SetStopLoss, @SetTakeProfit)",
-            new { Id = id, stops!.StopLoss, stops.TakeProfit, stops.SetStopLoss, stops.SetTakeProfit }, Repeatable.Yes, context.CancellationToken);
+            new { Id = id, stops!.StopLoss, stops.TakeProfit, stops.SetStopLoss, stops.SetTakeProfit }, Writes.Idempotently, context.CancellationToken);
         if ((string?)envelope["error_code"] == ErrorCodes.UserNotFound)
         {
             // No account, so no positions: as for another trader's position, indistinguishable from none.

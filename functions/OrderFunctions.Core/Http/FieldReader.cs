@@ -130,10 +130,17 @@ public sealed class FieldReader
             return null;
         }
 
-        if (!TryParseDecimal(raw, out var number, out var problem))
+        switch (ExactDecimal.TryParse(raw, maxDecimals, ExactDecimal.IntegerDigitsOf(lessThan), out var number))
         {
-            Fail(name, problem);
-            return null;
+            case ExactDecimal.Problem.NotANumber:
+                Fail(name, "must be a number");
+                return null;
+            case ExactDecimal.Problem.TooManyDecimals:
+                Fail(name, $"must have at most {maxDecimals} decimals");
+                return null;
+            case ExactDecimal.Problem.TooLarge:
+                Fail(name, $"must be below {lessThan.ToString(CultureInfo.InvariantCulture)} in magnitude");
+                return null;
         }
 
         if (greaterThan is { } gt && number <= gt)
@@ -151,12 +158,6 @@ public sealed class FieldReader
         if (Math.Abs(number) >= lessThan)
         {
             Fail(name, $"must be below {lessThan.ToString(CultureInfo.InvariantCulture)} in magnitude");
-            return null;
-        }
-
-        if (Json.Scale(number) > maxDecimals)
-        {
-            Fail(name, $"must have at most {maxDecimals} decimals");
             return null;
         }
 
@@ -234,36 +235,6 @@ public sealed class FieldReader
             Fail(name, "is required");
         }
 
-        return false;
-    }
-
-    public static bool TryParseDecimal(string raw, out decimal value, out string problem)
-    {
-        value = 0;
-        problem = "";
-        var text = raw.Trim();
-        if (text.Length == 0 || text.Length > 64 || text != raw)
-        {
-            problem = "must be a number";
-            return false;
-        }
-
-        try
-        {
-            if (decimal.TryParse(text, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent,
-                    CultureInfo.InvariantCulture, out value))
-            {
-                return true;
-            }
-        }
-        catch (OverflowException)
-        {
-        }
-
-        // decimal.TryParse also fails for numbers beyond ±7.9e28; tell those apart from non-numbers.
-        problem = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && !double.IsFinite(d) || Math.Abs(d) >= 1e28
-            ? "is too large"
-            : "must be a number";
         return false;
     }
 }

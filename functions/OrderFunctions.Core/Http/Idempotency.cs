@@ -22,8 +22,14 @@ public static class Idempotency
         {
             if (required)
             {
-                errors.Add(new FieldError(KeyHeader, "is required: a unique key per request (1-255 printable characters)"));
+                errors.Add(new FieldError(KeyHeader,
+                    "is required: a new unique value for each request (a UUID, say), sent again only to repeat that request"));
             }
+        }
+        else if (key.Contains(',', StringComparison.Ordinal))
+        {
+            // Hosts join a header given twice with commas (HTTP's list syntax), so a comma means two keys.
+            errors.Add(new FieldError(KeyHeader, "must be given once, as one value without commas"));
         }
         else if (key.Length is < 1 or > 255 || key.Any(c => c is < ' ' or > '~'))
         {

@@ -64,10 +64,6 @@ public static class RequestBody
         {
             return (null, TooLarge());
         }
-        catch (IOException e) when (e.InnerException is not OperationCanceledException && IsHostSizeLimit(e))
-        {
-            return (null, TooLarge());
-        }
 
         if (bytes.Length == 0)
         {
@@ -168,10 +164,6 @@ public static class RequestBody
     private static JsonObject FieldErrors(string field, string message) =>
         new() { ["errors"] = Json.ToNode(new[] { new FieldError(field, message) }) };
 
-    // Kestrel reports its own MaxRequestBodySize as an IOException subtype (BadHttpRequestException, 413).
-    private static bool IsHostSizeLimit(IOException e) =>
-        e.GetType().Name == "BadHttpRequestException" && e.Message.Contains("too large", StringComparison.OrdinalIgnoreCase);
-
     private static async Task<byte[]> ReadLimitedAsync(Stream body, CancellationToken cancellationToken)
     {
         using var buffer = new MemoryStream();
@@ -194,3 +186,4 @@ public static class RequestBody
     {
     }
 }
+

@@ -32,6 +32,12 @@ public sealed partial class AuditRetentionJob(
     private const string DataContentType = "application/gzip";
     private const string ManifestContentType = "application/json";
 
+    // The youngest cutoff the database allows (its retention floor, an owner-only setting): a configured retention
+    // shorter than the floor is raised to it, since archive_audit_rows would refuse the batch.
+    private const string FloorCutoffSql = """
+        SELECT trading.retention_floor_cutoff(@Table);
+        """;
+
     private const string LastArchivedSql = """
         SELECT coalesce(max(last_id), 0) FROM trading.audit_archives WHERE table_name = @Table;
         """;
@@ -77,11 +83,18 @@ public sealed partial class AuditRetentionJob(
         var errors = new JsonObject();
         foreach (var (table, days) in new[] { (BalanceAuditLog, settings.AuditLogRetentionDays), (ErrorLog, settings.ErrorLogRetentionDays) })
         {
-            var cutoff = now.AddDays(-days);
-            var report = new TableReport(table, cutoff, days);
+            var report = new TableReport(table, now.AddDays(-days), days);
             findings[table] = report.Node;
             try
             {
+                var floor = await database.QueryAsync(DbRole.Maintenance, null, FloorCutoffSql, new { Table = table }, Writes.Nothing,
+                    grid => grid.ReadSingleAsync<DateTime>(), cancellationToken);
+                report.ApplyFloor(new DateTimeOffset(floor.Ticks - floor.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero));
+                if (report.RaisedToFloor)
+                {
+                    LogRaisedToFloor(table, days, report.Cutoff);
+                }
+
                 await ArchiveTableAsync(runId, report, cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -107,7 +120,7 @@ public sealed partial class AuditRetentionJob(
     private async Task ArchiveTableAsync(long runId, TableReport report, CancellationToken cancellationToken)
     {
         var table = report.Table;
-        var lastArchived = await database.QueryAsync(DbRole.Maintenance, null, LastArchivedSql, new { Table = table }, Repeatable.Yes,
+        var lastArchived = await database.QueryAsync(DbRole.Maintenance, null, LastArchivedSql, new { Table = table }, Writes.Nothing,
             grid => grid.ReadSingleAsync<long>(), cancellationToken);
 
         // 1. Batches an interrupted run uploaded but did not record: verify and record them, never upload them again.
@@ -132,7 +145,7 @@ public sealed partial class AuditRetentionJob(
         while (true)
         {
             var rows = (await database.QueryAsync(DbRole.Maintenance, null, batchSql,
-                new { AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Repeatable.Yes,
+                new { AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Writes.Nothing,
                 grid => grid.ReadAsync<(long Id, string Line)>(), cancellationToken)).AsList();
             if (rows.Count == 0)
             {
@@ -250,7 +263,7 @@ public sealed partial class AuditRetentionJob(
             manifest.RowCount,
             manifest.Sha256,
             BlobName = manifest.DataBlobName,
-        }, Repeatable.No, cancellationToken);
+        }, Writes.NotIdempotently, cancellationToken);
         if ((bool?)envelope["success"] != true)
         {
             throw new ArchiveIntegrityException(
@@ -294,7 +307,21 @@ public sealed partial class AuditRetentionJob(
 
         public string Table { get; }
 
-        public DateTimeOffset Cutoff { get; }
+        public DateTimeOffset Cutoff { get; private set; }
+
+        public bool RaisedToFloor { get; private set; }
+
+        /// <summary>Moves the cutoff back to the database's floor cutoff when the configured one is younger.</summary>
+        public void ApplyFloor(DateTimeOffset floorCutoff)
+        {
+            Node["floor_cutoff"] = Json.Format(floorCutoff.UtcDateTime);
+            if (floorCutoff < Cutoff)
+            {
+                Cutoff = floorCutoff;
+                RaisedToFloor = true;
+                Node["cutoff"] = Json.Format(floorCutoff.UtcDateTime);
+            }
+        }
 
         public JsonObject Node { get; }
 
@@ -310,6 +337,9 @@ public sealed partial class AuditRetentionJob(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Archived and deleted {RowCount} {Table} rows {FirstId}-{LastId} as {BlobName}")]
     private partial void LogArchived(int rowCount, string table, long firstId, long lastId, string blobName);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Retention of {Table} is configured to {RetentionDays} days, shorter than the database's floor: rows are kept until {Cutoff:o}")]
+    private partial void LogRaisedToFloor(string table, int retentionDays, DateTimeOffset cutoff);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Finished archive {BlobName} ({RowCount} rows) that an interrupted run uploaded but did not record")]
     private partial void LogRecovered(string blobName, int rowCount);

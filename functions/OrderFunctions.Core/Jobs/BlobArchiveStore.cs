@@ -74,7 +74,18 @@ public sealed class BlobArchiveStore : IArchiveStore
     {
         var pages = _client.Value.Container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix }, cancellationToken).AsPages();
         await using var enumerator = pages.GetAsyncEnumerator(cancellationToken);
-        while (await GuardAsync("list " + prefix, async () => await enumerator.MoveNextAsync(), cancellationToken))
+        while (await GuardAsync("list " + prefix, async () =>
+               {
+                   try
+                   {
+                       return await enumerator.MoveNextAsync();
+                   }
+                   catch (RequestFailedException e) when (e.Status == 404)
+                   {
+                       // No container yet (nothing was ever archived here locally): no blobs.
+                       return false;
+                   }
+               }, cancellationToken))
         {
             foreach (var item in enumerator.Current.Values)
             {
@@ -138,6 +149,7 @@ public sealed class BlobArchiveStore : IArchiveStore
             return (new BlobServiceClient(serviceUri, new DefaultAzureCredential(), options).GetBlobContainerClient(settings.ContainerName), false);
         }
 
-        throw new ArchiveStoreException("archive storage is not configured: set ArchiveStorage__ConnectionString or ArchiveStorage__serviceUri");
+        throw new ArchiveStoreException("archive storage is not configured: set ArchiveStorage__ConnectionString or ArchiveStorage__serviceUri",
+            notConfigured: true);
     }
 }

@@ -10,8 +10,11 @@ public static class MaintenanceJobsServiceCollectionExtensions
     public static IServiceCollection AddMaintenanceJobs(this IServiceCollection services)
     {
         services.TryAddSingleton<IArchiveStore>(sp => new BlobArchiveStore(sp.GetRequiredService<ArchiveStorageSettings>()));
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IMaintenanceJob, OrphanScanJob>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IMaintenanceJob, AuditRetentionJob>());
+        services.TryAddSingleton<PublishedChainHeads>();
+        foreach (var job in MaintenanceJobs.All)
+        {
+            services.TryAddEnumerable(ServiceDescriptor.Singleton(typeof(IMaintenanceJob), job.JobType));
+        }
         return services;
     }
 }

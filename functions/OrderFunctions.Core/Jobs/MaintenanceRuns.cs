@@ -55,7 +55,7 @@ internal sealed partial class MaintenanceRuns(OrdersDatabase database, ILogger l
         await using (jobLock)
         {
             var (runId, startedAt, abandoned) = await database.QueryAsync(DbRole.Maintenance, null, StartSql,
-                new { Job = job, Trigger = trigger }, Repeatable.No,
+                new { Job = job, Trigger = trigger }, Writes.NotIdempotently,
                 grid => grid.ReadSingleAsync<(long, DateTime, long)>(), cancellationToken);
             if (abandoned > 0)
             {
@@ -79,7 +79,7 @@ internal sealed partial class MaintenanceRuns(OrdersDatabase database, ILogger l
             // Recorded even when the run was cancelled (host shutdown), so it does not stay "running".
             using var recordTimeout = new CancellationTokenSource(RecordTimeout);
             var finishedAt = await database.QueryAsync(DbRole.Maintenance, null, FinishSql,
-                new { RunId = runId, Status = status, Findings = findings.ToJsonString(), Error = error }, Repeatable.Yes,
+                new { RunId = runId, Status = status, Findings = findings.ToJsonString(), Error = error }, Writes.Idempotently,
                 grid => grid.ReadSingleAsync<DateTime>(), recordTimeout.Token);
             LogFinished(job, runId, status);
             return new JobRun(runId, job, trigger, status, findings, error, startedAt, finishedAt);
@@ -90,7 +90,7 @@ internal sealed partial class MaintenanceRuns(OrdersDatabase database, ILogger l
     {
         var findings = new JsonObject { ["reason"] = "another instance holds the job's lock and is running it now" };
         var (runId, startedAt, finishedAt) = await database.QueryAsync(DbRole.Maintenance, null, SkippedSql,
-            new { Job = job, Trigger = trigger, Findings = findings.ToJsonString() }, Repeatable.No,
+            new { Job = job, Trigger = trigger, Findings = findings.ToJsonString() }, Writes.NotIdempotently,
             grid => grid.ReadSingleAsync<(long, DateTime, DateTime)>(), cancellationToken);
         LogSkipped(job, runId);
         return new JobRun(runId, job, trigger, JobRun.Skipped, findings, null, startedAt, finishedAt);

@@ -18,13 +18,15 @@ namespace OrderFunctions.Core.Jobs;
 /// It is also the risk engine's backstop (<see cref="RiskBackstop"/>): it queues the stops that are crossed and the
 /// accounts below the stop-out level at today's prices that no price update acted on, and works that queue.
 /// </summary>
-public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, RiskEngine risk, ILogger<OrphanScanJob> logger)
-    : IMaintenanceJob
+public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSettings settings, RiskEngine risk, PublishedChainHeads published,
+    ILogger<OrphanScanJob> logger) : IMaintenanceJob
 {
     /// <summary>The job's advisory lock key (pg_try_advisory_xact_lock).</summary>
     internal const long LockKey = 0x4F72_6465_7246_0001;
 
     internal const string StuckOrders = "stuck_orders";
+
+    internal const string PublishedHeadMismatches = "published_head_mismatches";
 
     internal const string RiskBackstop = "risk_backstop";
 
@@ -55,17 +57,24 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
 
     private const string ReportTail = " c) r;";
 
-    /// <summary>The report checks by name: each names the set-returning function that finds its rows.</summary>
+    /// <summary>
+    /// The report checks by name: each names the set-returning function that finds its rows. The two chain checks verify
+    /// the rows after each account's chain checkpoint and move the checkpoints of the accounts that verify, so each run
+    /// costs what was written since the last one.
+    /// </summary>
     internal static readonly IReadOnlyList<(string Name, string Sql)> Checks =
     [
         ("orphan_rows", ReportHead + " trading.orphan_rows()" + ReportTail),
         ("ledger_mismatches", ReportHead + " trading.ledger_mismatches()" + ReportTail),
-        ("balance_audit_chain_breaks", ReportHead + " trading.balance_audit_chain_breaks()" + ReportTail),
+        ("balance_audit_chain_breaks", ReportHead + " trading.verify_balance_audit_chains()" + ReportTail),
         ("margin_mismatches", ReportHead + " trading.margin_mismatches()" + ReportTail),
-        ("execution_log_chain_breaks", ReportHead + " trading.execution_log_chain_breaks()" + ReportTail),
+        ("execution_log_chain_breaks", ReportHead + " trading.verify_execution_log_chains()" + ReportTail),
         // Risk: write-offs that disagree with their orders or with the balance they left (R__12).
         ("write_off_mismatches", ReportHead + " trading.write_off_mismatches()" + ReportTail),
     ];
+
+    // The database against the heads last published outside it (see PublishedChainHeads).
+    private const string PublishedHeadsSql = ReportHead + " trading.published_head_mismatches(@Heads::jsonb)" + ReportTail;
 
     public string Name => JobNames.OrphanScan;
 
@@ -84,11 +93,15 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         {
             problems += await RunCheckAsync(name, findings, counts, errors, async () =>
             {
-                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Repeatable.Yes,
+                // Writes.Idempotently: the chain checks move checkpoints, and doing that twice changes nothing.
+                var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, sql, new { MaxRows = MaxRowsPerCheck }, Writes.Idempotently,
                     grid => grid.ReadSingleAsync<(long, string)>(), cancellationToken);
                 return (total, JsonNode.Parse(rows)!.AsArray());
             }, cancellationToken);
         }
+
+        problems += await RunCheckAsync(PublishedHeadMismatches, findings, counts, errors, () => ComparePublishedHeadsAsync(findings, cancellationToken),
+            cancellationToken);
 
         findings["counts"] = counts;
         LogScanned(runId, failedOrders, problems);
@@ -125,10 +138,42 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
         }
     }
 
+    /// <summary>Compares every account with the latest published heads; findings say which publication, or why none was compared.</summary>
+    private async Task<(long, JsonArray)> ComparePublishedHeadsAsync(JsonObject findings, CancellationToken cancellationToken)
+    {
+        PublishedChainHeads.Publication? latest;
+        try
+        {
+            latest = await published.LatestAsync(fresh: true, cancellationToken);
+        }
+        catch (ArchiveStoreException e) when (e.NotConfigured)
+        {
+            findings["published_heads"] = new JsonObject { ["compared"] = false, ["reason"] = e.Message };
+            return (0, []);
+        }
+
+        if (latest is null)
+        {
+            findings["published_heads"] = new JsonObject { ["compared"] = false, ["reason"] = "no chain heads have been published yet" };
+            return (0, []);
+        }
+
+        findings["published_heads"] = new JsonObject
+        {
+            ["compared"] = true,
+            ["blob_name"] = latest.BlobName,
+            ["published_at"] = Json.Format(latest.PublishedAt.UtcDateTime),
+            ["accounts"] = latest.Heads.Count,
+        };
+        var (total, rows) = await database.QueryAsync(DbRole.Maintenance, null, PublishedHeadsSql,
+            new { MaxRows = MaxRowsPerCheck, Heads = latest.HeadsJson() }, Writes.Nothing, grid => grid.ReadSingleAsync<(long, string)>(), cancellationToken);
+        return (total, JsonNode.Parse(rows)!.AsArray());
+    }
+
     private async Task<(long, JsonArray)> FailStuckOrdersAsync(JsonObject errors, CancellationToken cancellationToken)
     {
         var stuck = await database.QueryAsync(DbRole.Maintenance, null, StuckOrdersSql,
-            new { Minutes = settings.OrphanThresholdMinutes, Limit = StuckOrdersPerRun }, Repeatable.Yes,
+            new { Minutes = settings.OrphanThresholdMinutes, Limit = StuckOrdersPerRun }, Writes.Nothing,
             grid => grid.ReadAsync<(Guid UserId, Guid OrderId, string Status, DateTime CreatedAt)>(), cancellationToken);
         var rows = new JsonArray();
         var failures = 0;
@@ -147,7 +192,7 @@ public sealed partial class OrphanScanJob(OrdersDatabase database, MaintenanceSe
                 // Its own unit of work, acting as the order's trader, so the function's audit trail names them.
                 var response = await database.QueryAsync(DbRole.Maintenance, order.UserId, FailStuckOrderSql,
                     new { order.UserId, order.OrderId, Reason = ReasonFor(order.Status) },
-                    Repeatable.Yes, grid => grid.ReadSingleAsync<string?>(), cancellationToken);
+                    Writes.Idempotently, grid => grid.ReadSingleAsync<string?>(), cancellationToken);
                 var envelope = response is null ? null : JsonNode.Parse(response)!.AsObject();
                 if (envelope is null)
                 {

@@ -44,7 +44,7 @@ public sealed partial class RiskEngine(OrdersDatabase database, RiskSettings set
             // A repeat after a lost connection is harmless: the batch committed (its work is gone from the queue)
             // or it did not (the next batch takes the same work).
             var envelope = await database.CallAsync(DbRole.Maintenance, null, ProcessSql,
-                new { settings.StopOutLevel, Limit = settings.CloseBatchSize }, Repeatable.Yes, cancellationToken);
+                new { settings.StopOutLevel, Limit = settings.CloseBatchSize }, Writes.Idempotently, cancellationToken);
             if ((bool?)envelope["success"] != true)
             {
                 run.Error = (string?)envelope["error_message"] ?? "the risk batch failed";
@@ -73,7 +73,7 @@ public sealed partial class RiskEngine(OrdersDatabase database, RiskSettings set
     /// <summary>The orphan scan's backstop: queues what price updates missed at today's prices, then works the queue.</summary>
     public async Task<(JsonObject Queued, RiskRun Run)> BackstopAsync(CancellationToken cancellationToken)
     {
-        var envelope = await database.CallAsync(DbRole.Maintenance, null, BackstopSql, null, Repeatable.Yes, cancellationToken);
+        var envelope = await database.CallAsync(DbRole.Maintenance, null, BackstopSql, null, Writes.Idempotently, cancellationToken);
         var queued = envelope["data"]?["queued"]?.AsObject() ?? new JsonObject();
         return ((JsonObject)queued.DeepClone(), await DrainAsync(BackstopBudget, cancellationToken));
     }

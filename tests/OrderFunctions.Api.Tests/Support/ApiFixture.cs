@@ -121,7 +121,8 @@ public class ApiFixture : DatabaseFixture
     public async Task<Guid> NewTraderAsync(decimal deposit)
     {
         var trader = Guid.NewGuid();
-        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", AdminToken, new { amount = deposit });
+        var result = await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", AdminToken, new { amount = deposit },
+            new Dictionary<string, string> { ["Idempotency-Key"] = Guid.NewGuid().ToString() });
         result.AssertSuccess(201);
         return trader;
     }

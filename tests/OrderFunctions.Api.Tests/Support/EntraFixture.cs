@@ -65,7 +65,7 @@ public class EntraFixture : DatabaseFixture
     public async Task<Guid> NewTraderAsync(decimal deposit)
     {
         var oid = Guid.NewGuid();
-        (await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{oid}/deposits", AdminToken, new { amount = deposit })).AssertSuccess(201);
+        (await SendAsync(HttpMethod.Post, $"/api/admin/accounts/{oid}/deposits", AdminToken, new { amount = deposit }, Guid.NewGuid().ToString())).AssertSuccess(201);
         return oid;
     }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using OrderFunctions.Core;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Testing.FunctionsHost;
 
 namespace OrderFunctions.Api.Tests.Support;
@@ -91,7 +92,7 @@ public sealed class FunctionsApiHost : TestApiHost
     {
         var settings = Settings(connectionString, overrides);
         // The Functions host resolves %SETTING% schedules itself and refuses empty ones; Core's defaults, as LocalHost uses.
-        foreach (var (setting, schedule) in new[] { (Schedules.OrphanScanSetting, Schedules.OrphanScanDefault), (Schedules.AuditRetentionSetting, Schedules.AuditRetentionDefault) })
+        foreach (var (setting, schedule) in MaintenanceJobs.All.Select(j => (j.ScheduleSetting, j.DefaultSchedule)))
         {
             if (settings[setting].Length == 0)
             {

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using OrderFunctions.Core.Configuration;
 using OrderFunctions.Core.Data;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Core.Risk;
 using OrderFunctions.Testing;
 
@@ -27,6 +28,10 @@ internal sealed class JobsDatabase : IAsyncDisposable
 
     /// <summary>The unit of work the jobs use, on the app login.</summary>
     public OrdersDatabase Orders { get; }
+
+    /// <summary>Published chain heads read from an archive that is not configured: nothing to compare with.</summary>
+    public static PublishedChainHeads NoPublishedHeads { get; } = new(
+        new BlobArchiveStore(new ArchiveStorageSettings { ConnectionString = "", ServiceUri = "", ContainerName = "none" }), TimeProvider.System);
 
     /// <summary>The risk engine over <see cref="Orders"/>, as the orphan scan's backstop uses it.</summary>
     public RiskEngine Risk(RiskSettings? settings = null) =>
@@ -65,7 +70,7 @@ internal sealed class JobsDatabase : IAsyncDisposable
             ["last_price"] = lastPrice,
         });
         await SucceedsAsync(Orders.CallAsync(DbRole.Maintenance, null, "SELECT trading.upsert_instruments(@Items::jsonb)::text",
-            new { Items = items.ToJsonString() }, Repeatable.Yes, CancellationToken.None));
+            new { Items = items.ToJsonString() }, Writes.Idempotently, CancellationToken.None));
         return symbol;
     }
 
@@ -78,13 +83,13 @@ internal sealed class JobsDatabase : IAsyncDisposable
 
     public Task<JsonObject> DepositAsync(Guid user, decimal amount) =>
         SucceedsAsync(Orders.CallAsync(DbRole.Maintenance, user, "SELECT trading.update_user_balance_and_margin(@Amount, 0, 'deposit', true)::text",
-            new { Amount = amount }, Repeatable.No, CancellationToken.None));
+            new { Amount = amount }, Writes.NotIdempotently, CancellationToken.None));
 
     public Task<JsonObject> ExecuteOrderAsync(Guid user, string symbol, string side, decimal quantity) =>
         Orders.CallAsync(DbRole.Api, user,
             "SELECT trading.execute_order(@Symbol, @Side, 'market', @Quantity, NULL, @Key, @Fingerprint)::text",
             new { Symbol = symbol, Side = side, Quantity = quantity, Key = Guid.NewGuid().ToString(), Fingerprint = string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{quantity}") },
-            Repeatable.Yes, CancellationToken.None);
+            Writes.Idempotently, CancellationToken.None);
 
     public Task<JsonObject> ExecutedOrderAsync(Guid user, string symbol, string side, decimal quantity) =>
         SucceedsAsync(ExecuteOrderAsync(user, symbol, side, quantity));

@@ -16,6 +16,15 @@ public sealed class FuzzRequest
 
     public byte[]? Body { get; set; }
 
+    /// <summary>
+    /// How the body's HTTP framing is broken, or null for a well-framed request. A broken framing is sent as raw bytes
+    /// over a socket to LocalHost on real Kestrel: only Kestrel parses framing, and it decides before Core reads a byte.
+    /// </summary>
+    public string? Framing { get; set; }
+
+    /// <summary>Why the request must be refused with a 4xx (a mutation made it invalid on purpose, last), or null.</summary>
+    public string? MustBeRefused { get; set; }
+
     /// <summary>The template and the mutations applied, to reproduce a failure by reading it.</summary>
     public List<string> Mutations { get; } = [];
 

@@ -13,17 +13,24 @@ using Microsoft.IdentityModel.Tokens;
 using Npgsql;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Reliability.Tests.Support;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace OrderFunctions.Reliability.Tests.Fuzzing;
 
 /// <summary>
 /// LocalHost on its own database, the real Functions worker (under the worker test host) on the same database and
-/// settings, and the one fuzz run its test class judges (started by the first test to ask).
+/// settings, a second LocalHost on real Kestrel for requests with broken HTTP framing, and the one fuzz run its test
+/// class judges (started by the first test to ask).
 /// </summary>
 public sealed class FuzzRunFixture : LocalHostFixture
 {
     private readonly Lazy<Task<FuzzRun>> _run;
+    private WebApplicationFactory<Program>? _kestrel;
 
     public FuzzRunFixture() => _run = new Lazy<Task<FuzzRun>>(() => FuzzRun.ExecuteAsync(this));
 
@@ -31,12 +38,16 @@ public sealed class FuzzRunFixture : LocalHostFixture
 
     public FunctionsWorkerHost Worker { get; private set; } = null!;
 
+    /// <summary>The loopback port of the Kestrel instance.</summary>
+    public int KestrelPort { get; private set; }
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
+        var schedules = MaintenanceJobs.All.ToDictionary(j => j.ScheduleSetting, j => j.DefaultSchedule);
         Worker = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions
         {
-            Settings = new Dictionary<string, string>
+            Settings = new Dictionary<string, string>(schedules)
             {
                 ["Database__ConnectionString"] = AppConnectionString,
                 ["Database__MaxRetries"] = "3",
@@ -45,14 +56,16 @@ public sealed class FuzzRunFixture : LocalHostFixture
                 ["Auth__SigningKey"] = Auth.SigningKey,
                 ["Auth__Authority"] = "",
                 ["ArchiveStorage__ConnectionString"] = "",
-                [Schedules.OrphanScanSetting] = Schedules.OrphanScanDefault,
-                [Schedules.AuditRetentionSetting] = Schedules.AuditRetentionDefault,
                 [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
                 ["Logging__LogLevel__Default"] = "Warning",
             },
             // The worker's warnings stay in its log, replayed by the tests that explain a failure.
             Output = _ => { },
         });
+        _kestrel = CreateFactory();
+        _kestrel.UseKestrel(0);
+        _kestrel.StartServer();
+        KestrelPort = new Uri(_kestrel.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()).Port;
     }
 
     public override async Task DisposeAsync()
@@ -60,6 +73,11 @@ public sealed class FuzzRunFixture : LocalHostFixture
         if (Worker is not null)
         {
             await Worker.DisposeAsync();
+        }
+
+        if (_kestrel is not null)
+        {
+            await _kestrel.DisposeAsync();
         }
 
         await base.DisposeAsync();
@@ -171,7 +189,9 @@ public sealed class FuzzRun
         {
             var request = mutator.Next();
             var toWorker = i % FunctionsShare == FunctionsShare - 1;
-            var (status, mediaType, body, replayed, exception) = await SendAsync(toWorker ? worker : client, request);
+            var (status, mediaType, body, replayed, exception) = request.Framing is null
+                ? await SendAsync(toWorker ? worker : client, request)
+                : await SendRawAsync(toWorker ? host.Worker.BaseAddress.Port : host.KestrelPort, request);
             var after = await connection.QuerySingleAsync<DatabaseSnapshot>(DatabaseSnapshot.Sql);
             results.Add(new FuzzResult(i, toWorker ? FuzzResult.Functions : FuzzResult.LocalHost, request, status, mediaType, body, replayed, exception,
                 Judge(status, body, replayed, before, after)));
@@ -241,8 +261,57 @@ public sealed class FuzzRun
         }
     }
 
+    /// <summary>The request as raw HTTP/1.1 bytes with its body framed as <see cref="FuzzRequest.Framing"/> says; reads the whole answer.</summary>
+    private static async Task<(int Status, string? MediaType, string Body, bool Replayed, Exception? Exception)> SendRawAsync(int port, FuzzRequest request)
+    {
+        try
+        {
+            var body = request.Body ?? [];
+            var framed = request.Framing switch
+            {
+                "a chunk size that is not hex" => [.. "zz\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk size beyond any length" => [.. "FFFFFFFFFF\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk longer than its size" => [.. "1\r\n"u8, .. body, .. "\r\n0\r\n\r\n"u8],
+                "a chunk without its CRLF" => [.. Encoding.ASCII.GetBytes($"{body.Length:x}\r\n"), .. body, .. "0\r\n\r\n"u8],
+                _ => body,
+            };
+            // Escaped as HttpClient escapes it for the other requests.
+            var target = new Uri(new Uri("http://localhost/"), request.Path).PathAndQuery;
+            var head = new StringBuilder($"{request.Method} {target} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+            if (request.ContentType is not null)
+            {
+                head.Append("Content-Type: ").Append(request.ContentType).Append("\r\n");
+            }
+
+            foreach (var (name, value) in request.Headers)
+            {
+                head.Append(name).Append(": ").Append(value).Append("\r\n");
+            }
+
+            using var socket = new System.Net.Sockets.TcpClient();
+            await socket.ConnectAsync("127.0.0.1", port);
+            var stream = socket.GetStream();
+            await stream.WriteAsync((byte[])[.. Encoding.UTF8.GetBytes(head.Append("\r\n").ToString()), .. framed]);
+            using var answer = new MemoryStream();
+            try
+            {
+                await stream.CopyToAsync(answer);
+            }
+            catch (IOException)
+            {
+                // Kestrel may reset the connection once it has answered a request whose body it could not read.
+            }
+
+            return RawAnswer.Parse(answer.ToArray());
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return (0, null, "", false, e);
+        }
+    }
+
     /// <summary>Instruments, a funded trader with one executed order, and tokens of every kind a client could send.</summary>
-    private static async Task<FuzzContext> ArrangeAsync(HttpClient client, LocalHostFixture host)
+    private static async Task<FuzzContext> ArrangeAsync(HttpClient client, FuzzRunFixture host)
     {
         var tag = "FZ" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
         var (symbolA, symbolB) = ($"{tag}-A", $"{tag}-B");
@@ -254,7 +323,7 @@ public sealed class FuzzRun
               {"symbol": "{{symbolA}}", "contract_size": 1, "margin_rate": 0.1, "commission_rate": 0.001, "min_qty": 0.01, "qty_step": 0.01, "tick_size": 0.01, "last_price": 100},
               {"symbol": "{{symbolB}}", "contract_size": 10, "margin_rate": 0.05, "commission_rate": 0.0002, "min_qty": 1, "qty_step": 1, "tick_size": 0.5, "last_price": 2500}]}
             """);
-        await SendOrThrowAsync(client, HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", admin, null, """{"amount": 1000000}""");
+        await SendOrThrowAsync(client, HttpMethod.Post, $"/api/admin/accounts/{trader}/deposits", admin, "fuzz-arrange-deposit", """{"amount": 1000000}""");
         var order = Envelope.Parse(await SendOrThrowAsync(client, HttpMethod.Post, "/api/orders", traderToken, "fuzz-arrange",
             $$"""{"symbol": "{{symbolA}}", "side": "buy", "type": "market", "quantity": 1}"""));
 
@@ -311,5 +380,45 @@ public sealed class FuzzRun
         return response.IsSuccessStatusCode
             ? text
             : throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture, $"arranging {method} {path} answered {(int)response.StatusCode}: {text}"));
+    }
+}
+
+/// <summary>An HTTP/1.1 answer read off a socket: status, media type, body (unchunked) and the replay header.</summary>
+internal static class RawAnswer
+{
+    public static (int Status, string? MediaType, string Body, bool Replayed, Exception? Exception) Parse(byte[] bytes)
+    {
+        var text = Encoding.UTF8.GetString(bytes);
+        var headEnd = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (headEnd < 0)
+        {
+            return (0, null, "", false, new InvalidDataException($"no HTTP answer: '{text}'"));
+        }
+
+        var head = text[..headEnd].Split("\r\n");
+        var status = int.Parse(head[0].Split(' ')[1], CultureInfo.InvariantCulture);
+        string? Header(string name) => head.Skip(1).Where(h => h.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))
+            .Select(h => h[(name.Length + 1)..].Trim()).FirstOrDefault();
+        var body = text[(headEnd + 4)..];
+        if (string.Equals(Header("Transfer-Encoding"), "chunked", StringComparison.OrdinalIgnoreCase))
+        {
+            var unchunked = new StringBuilder();
+            for (var at = 0; ;)
+            {
+                var lineEnd = body.IndexOf("\r\n", at, StringComparison.Ordinal);
+                var size = Convert.ToInt32(body[at..lineEnd], 16);
+                if (size == 0)
+                {
+                    break;
+                }
+
+                unchunked.Append(body, lineEnd + 2, size);
+                at = lineEnd + 2 + size + 2;
+            }
+
+            body = unchunked.ToString();
+        }
+
+        return (status, Header("Content-Type")?.Split(';')[0].Trim(), body, Header("Idempotent-Replayed") == "true", null);
     }
 }

@@ -36,7 +36,26 @@ public sealed class RequestMutator(FuzzContext context, Random random)
         "\"\"", "\" \"", "\"\\u0000\"", "\"\\ud800\"", "\"\\udfff\\ud800\"", "\"😀🚀\"", "\"ＡＢＣ\"", "\"١٢٣\"", "\"1,5\"", "\"1e3\"", "\"  1  \"", "\"-\"",
         "\"'; DROP TABLE trading.orders; --\"", "\"%s%n{0}\"", "\"\\\"\"", "\"\\\\\"", "[]", "{}", "[[[]]]", "{\"a\":{\"b\":{}}}", "[1,2,3]", "\"buy\"", "\"limit\"",
         "\"BUY\"", "\"market \"", "\"00000000-0000-0000-0000-000000000000\"", "1", "100", "2500", "0.01",
+        "0.0100000000000000000000000000009", "\"0.0100000000000000000000000000009\"", "1E-30", "\"0.01\\u0000\"", "\"0.01x\"",
     ];
+
+    // Numbers that must be refused wherever a decimal is read: more decimals than any field allows (whatever their
+    // length, even where decimal would round them back into range), and numeric strings with anything extra.
+    private static readonly string[] OverPreciseOrNotQuiteNumbers =
+    [
+        "0.0100000000000000000000000000009", "0.1000000000000000000000000000001", "1.0000000000001", "1E-13", "100.00000000000000000000000000001",
+        "\"0.0100000000000000000000000000009\"", "\"0.01\\u0000\"", "\"1\\u0000\"", "\"0.01x\"", "\"1.5 \"", "\" 1.5\"", "\"1e2e3\"", "\"0x10\"",
+        "\"1_000\"", "\"1,5\"", "\"١٢٣\"", "\"1.5\\n\"",
+    ];
+
+    private static readonly string[] DecimalFields =
+        ["quantity", "limit_price", "stop_loss", "take_profit", "amount", "contract_size", "margin_rate", "commission_rate", "min_qty", "qty_step",
+         "tick_size", "last_price", "avg_entry_price", "price"];
+
+    private static readonly string[] ControlCharacters = ["%00", "%01", "%09", "%0A", "%0D", "%1F", "%7F"];
+
+    private static readonly string[] Framings =
+        ["a chunk size that is not hex", "a chunk size beyond any length", "a body sent without chunks", "a chunk longer than its size", "a chunk without its CRLF"];
 
     private static readonly string[] ContentTypes =
     [
@@ -60,6 +79,7 @@ public sealed class RequestMutator(FuzzContext context, Random random)
     [
         "-1", "0", "1", "500", "501", "abc", "99999999999999", "executed", "open", "closed", "profit", "loss", "maybe", "2020-01-01T00:00:00Z",
         "2020-01-01", "yesterday", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "b3JkZXJzfDB8MDA", "!!!!", "%00", "%FF", "😀", "",
+        "\0", "EUR\0USD", "5\0", "\u0001", "\u007f", "open\n", "\t",
     ];
 
     private readonly List<string> _keys = [];
@@ -67,7 +87,9 @@ public sealed class RequestMutator(FuzzContext context, Random random)
 
     public FuzzRequest Next()
     {
-        var request = Template(random.Next(Templates));
+        var which = random.Next(Templates);
+        var request = Template(which);
+        var (method, path) = (request.Method, request.Path);
         // A tenth go through untouched, so valid work keeps changing the database between the rejected requests.
         var mutations = random.Next(10) == 0 ? 0 : 1 + random.Next(3);
         for (var i = 0; i < mutations; i++)
@@ -75,12 +97,142 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             Mutate(request);
         }
 
-        if (request.Header("Idempotency-Key") is { } key)
+        // Last, so no later mutation can undo it: now and then a mutation that must get the request refused.
+        if (random.Next(6) == 0)
+        {
+            var unrouted = request.Method == method && request.Path == path;
+            MakeInvalid(request, readsKey: which is 0 or 1 or 12 && unrouted, readsBody: which is 0 or 1 or 4 or 9 or 11 or 12 or 13 or 15 or 16 && unrouted);
+        }
+
+        // Keys of untouched orders: those executed (or were stored as rejections), so reusing one with another
+        // payload gets 422.
+        if (which is 0 or 1 && request.Mutations.Count == 0 && request.Header("Idempotency-Key") is { } key)
         {
             _keys.Add(key);
         }
 
         return request;
+    }
+
+    /// <summary>
+    /// One of the hostile inputs that once got a 500 or went through changed: a decimal with more decimals than allowed
+    /// or a numeric string with something extra, a control character in a query value, two Idempotency-Keys, or a body
+    /// whose chunked framing is broken. Whatever else was mutated before, the answer must be a 4xx.
+    /// </summary>
+    private void MakeInvalid(FuzzRequest request, bool readsKey, bool readsBody)
+    {
+        // Only where the route (still) reads the body or the key: other routes ignore them, however broken.
+        var choices = new List<Func<bool>>();
+        if (readsBody && request.Body is not null)
+        {
+            choices.Add(() => OverPreciseDecimal(request));
+            choices.Add(() => BreakFraming(request));
+        }
+
+        if (request.Path.Contains('?', StringComparison.Ordinal))
+        {
+            choices.Add(() => ControlCharacterInQuery(request));
+        }
+
+        // A blank first value never travels: the client drops it, and the server sees one key.
+        if (readsKey && !string.IsNullOrWhiteSpace(request.Header("Idempotency-Key")))
+        {
+            choices.Add(() => SecondIdempotencyKey(request));
+        }
+
+        if (choices.Count > 0)
+        {
+            One(choices)();
+        }
+    }
+
+    private bool OverPreciseDecimal(FuzzRequest request)
+    {
+        try
+        {
+            if (JsonNode.Parse(request.Body) is not JsonObject root)
+            {
+                return false;
+            }
+
+            // The decimal fields of the body, or of its first nested object (instruments[0], positions[0]).
+            var parent = root;
+            if (!parent.Any(p => DecimalFields.Contains(p.Key)))
+            {
+                parent = parent.Select(p => p.Value).OfType<JsonArray>().FirstOrDefault(a => a.Count > 0 && a[0] is JsonObject)?[0] as JsonObject;
+            }
+
+            var fields = parent?.Where(p => DecimalFields.Contains(p.Key)).Select(p => p.Key).ToList() ?? [];
+            if (fields.Count == 0)
+            {
+                return false;
+            }
+
+            var raws = new List<string>();
+            var field = One(fields);
+            var value = One(OverPreciseOrNotQuiteNumbers);
+            parent![field] = Raw(raws, value);
+            request.Body = Encoding.UTF8.GetBytes(Substitute(root.ToJsonString(), raws));
+            return Refuse(request, $"{field} = {value}");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentException or InvalidOperationException)
+        {
+            // Not JSON any more, or JSON that JsonNode will not read or write back (invalid UTF-8, a lone surrogate
+            // escape, a duplicated key): the body stays as it was.
+            return false;
+        }
+    }
+
+    private bool ControlCharacterInQuery(FuzzRequest request)
+    {
+        if (request.Path.Contains('#', StringComparison.Ordinal))
+        {
+            // Behind a fragment the "query" is never sent.
+            return false;
+        }
+
+        var (path, query) = SplitQuery(request.Path);
+        var pairs = query.TrimStart('?').Split('&').ToList();
+        var at = random.Next(pairs.Count);
+        var control = One(ControlCharacters);
+        var pair = pairs[at];
+        if (pair.Length == 0 || pair[0] == '=')
+        {
+            // A parameter without a name is dropped by both hosts before Core sees the query.
+            return false;
+        }
+
+        var valueStart = pair.IndexOf('=', StringComparison.Ordinal) + 1;
+        var insertAt = valueStart + random.Next(pair.Length - valueStart + 1);
+        pairs[at] = pair.Insert(insertAt, control);
+        request.Path = path + "?" + string.Join('&', pairs);
+        return Refuse(request, $"control character {control} in {pairs[at]}");
+    }
+
+    private bool SecondIdempotencyKey(FuzzRequest request)
+    {
+        request.Headers.Add(new KeyValuePair<string, string>("Idempotency-Key", "second-" + random.Next()));
+        return Refuse(request, "two Idempotency-Key headers");
+    }
+
+    private bool BreakFraming(FuzzRequest request)
+    {
+        // Sent as raw bytes: only printable ASCII header values (anything else Kestrel refuses on its own, before the
+        // app, with no body), and a body to frame.
+        if (request.Body is not { Length: > 0 } || request.Headers.Any(h => h.Value.Any(c => c is < ' ' or > '~')))
+        {
+            return false;
+        }
+
+        request.Framing = One(Framings);
+        return Refuse(request, "chunked body with " + request.Framing);
+    }
+
+    private static bool Refuse(FuzzRequest request, string why)
+    {
+        request.MustBeRefused = why;
+        request.Mutations.Add(why);
+        return true;
     }
 
     private FuzzRequest Template(int which)
@@ -119,9 +271,12 @@ public sealed class RequestMutator(FuzzContext context, Random random)
             request.ContentType = "application/json";
         }
 
-        if (which is 0 or 1)
+        if (which is 0 or 1 or 12)
         {
-            request.SetHeader("Idempotency-Key", $"fuzz-{n}-{random.Next():x}");
+            // Now and then an order reuses the key of an earlier untouched one: a replay, or 422 for the other template.
+            request.SetHeader("Idempotency-Key", which is not 12 && _keys.Count > 0 && random.Next(10) == 0
+                ? _keys[random.Next(_keys.Count)]
+                : $"fuzz-{n}-{random.Next():x}");
         }
 
         return request;
@@ -341,7 +496,8 @@ public sealed class RequestMutator(FuzzContext context, Random random)
                 break;
         }
 
-        request.Path = string.Join('/', parts) + query;
+        // "//x" would name a host, not a path: no client sends that as a request target.
+        request.Path = "/" + string.Join('/', parts).TrimStart('/') + query;
         request.Mutations.Add($"path {Shorten(request.Path)}");
     }
 

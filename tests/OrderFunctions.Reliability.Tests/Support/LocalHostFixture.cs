@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Logging;
 using OrderFunctions.Core.Auth;
 using OrderFunctions.Core.Configuration;
+using OrderFunctions.Core.Jobs;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Reliability.Tests.Support;
@@ -34,19 +35,7 @@ public class LocalHostFixture : DatabaseFixture
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        Factory = new WebApplicationFactory<Program>().WithWebHostBuilder(host =>
-        {
-            host.UseSetting("Database:ConnectionString", HostConnectionString);
-            host.UseSetting("Database:MaxRetries", "3");
-            host.UseSetting("Auth:Issuer", Auth.Issuer);
-            host.UseSetting("Auth:Audience", Auth.Audience);
-            host.UseSetting("Auth:SigningKey", Auth.SigningKey);
-            host.UseSetting("Auth:Authority", "");
-            host.UseSetting("ORPHAN_SCAN_SCHEDULE", MonthlySchedule);
-            host.UseSetting("AUDIT_RETENTION_SCHEDULE", MonthlySchedule);
-            // Warnings and errors are kept in memory for the tests to explain themselves, never written to the console.
-            host.ConfigureLogging(logging => logging.ClearProviders().SetMinimumLevel(LogLevel.Warning).AddProvider(Logs));
-        });
+        Factory = CreateFactory();
 
         // Fail here, not in a test, when the host cannot start against this database.
         var settings = Factory.Services.GetService(typeof(OrderFunctionsSettings)) as OrderFunctionsSettings
@@ -56,6 +45,24 @@ public class LocalHostFixture : DatabaseFixture
             throw new InvalidOperationException("LocalHost does not use the test database: UseSetting did not reach its configuration");
         }
     }
+
+    /// <summary>LocalHost over this fixture's database, configured as app settings configure it.</summary>
+    public WebApplicationFactory<Program> CreateFactory() => new WebApplicationFactory<Program>().WithWebHostBuilder(host =>
+    {
+        host.UseSetting("Database:ConnectionString", HostConnectionString);
+        host.UseSetting("Database:MaxRetries", "3");
+        host.UseSetting("Auth:Issuer", Auth.Issuer);
+        host.UseSetting("Auth:Audience", Auth.Audience);
+        host.UseSetting("Auth:SigningKey", Auth.SigningKey);
+        host.UseSetting("Auth:Authority", "");
+        foreach (var job in MaintenanceJobs.All)
+        {
+            host.UseSetting(job.ScheduleSetting, MonthlySchedule);
+        }
+
+        // Warnings and errors are kept in memory for the tests to explain themselves, never written to the console.
+        host.ConfigureLogging(logging => logging.ClearProviders().SetMinimumLevel(LogLevel.Warning).AddProvider(Logs));
+    });
 
     public override async Task DisposeAsync()
     {
