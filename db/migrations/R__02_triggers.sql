@@ -123,7 +123,7 @@ CREATE OR REPLACE TRIGGER write_offs_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION reject_history_change();
 
 -- balance_audit_log and error_log rows may be deleted only by the retention path: in the transaction that
--- recorded an archive covering them (audit_archives.created_txid), which only archive_audit_rows() writes.
+-- recorded an archive covering them (audit_archives.created_txid), which only delete_archived_audit_rows() writes.
 CREATE OR REPLACE FUNCTION allow_archived_delete_only() RETURNS trigger
     LANGUAGE plpgsql
 AS $$

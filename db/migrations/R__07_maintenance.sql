@@ -47,38 +47,48 @@ AS $$
     LIMIT p_limit
 $$;
 
--- The archive form of a row: one NDJSON line (jsonb text, keys in jsonb order, timestamps in UTC).
--- Used both to write the archive and, inside archive_audit_rows, to prove the archive matches what is deleted.
-CREATE OR REPLACE FUNCTION audit_archive_rows(p_table text, p_after_id bigint, p_cutoff timestamptz, p_limit integer)
+-- Formerly audit_archive_rows: a repeatable script only creates, so it drops the old name on databases that have it.
+DROP FUNCTION IF EXISTS audit_archive_rows(text, bigint, timestamptz, integer);
+
+-- The rows of p_table the retention job archives next: past p_after_id and created before p_cutoff, in id order,
+-- at most p_limit, each in its archive form (one NDJSON line: jsonb text, keys in jsonb order, timestamps in UTC).
+-- The batch ends before the first row not yet past the cutoff: ids follow insertion and created_at the start of
+-- the inserting transaction, so near the cutoff they can disagree, and a batch that went past such a row would
+-- leave it behind the archived range, where no later batch looks and the audit chain would break.
+-- Used both to write the archive and, inside delete_archived_audit_rows, to prove the archive matches what is deleted.
+CREATE OR REPLACE FUNCTION audit_rows_to_archive(p_table text, p_after_id bigint, p_cutoff timestamptz, p_limit integer)
     RETURNS TABLE (id bigint, line text)
     LANGUAGE plpgsql STABLE
     SET search_path = trading, pg_temp
     SET TimeZone = 'UTC'
 AS $$
 BEGIN
-    IF p_table = 'balance_audit_log' THEN
-        RETURN QUERY
-            SELECT b.id, to_jsonb(b)::text FROM balance_audit_log b
-            WHERE b.id > p_after_id AND b.created_at < p_cutoff
-            ORDER BY b.id LIMIT p_limit;
-    ELSIF p_table = 'error_log' THEN
-        RETURN QUERY
-            SELECT e.id, to_jsonb(e)::text FROM error_log e
-            WHERE e.id > p_after_id AND e.created_at < p_cutoff
-            ORDER BY e.id LIMIT p_limit;
-    ELSE
+    IF p_table IS NULL OR p_table NOT IN ('balance_audit_log', 'error_log') THEN
         RAISE EXCEPTION 'retention covers balance_audit_log and error_log only, not %', p_table
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+
+    -- Both tables have id and created_at; the name is one of the two above.
+    RETURN QUERY EXECUTE format(
+        $sql$
+        SELECT r.id, to_jsonb(r)::text
+        FROM trading.%1$I r
+        WHERE r.id > $1 AND r.created_at < $2
+          AND r.id < coalesce((SELECT y.id FROM trading.%1$I y WHERE y.id > $1 AND y.created_at >= $2 ORDER BY y.id LIMIT 1),
+                              9223372036854775807)
+        ORDER BY r.id
+        LIMIT $3
+        $sql$, p_table)
+        USING p_after_id, p_cutoff, p_limit;
 END
 $$;
 
 REVOKE ALL ON FUNCTION orphan_rows() FROM PUBLIC;
 REVOKE ALL ON FUNCTION stuck_orders(interval, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION audit_archive_rows(text, bigint, timestamptz, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION audit_rows_to_archive(text, bigint, timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION orphan_rows() TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION stuck_orders(interval, integer) TO orders_maintenance;
-GRANT EXECUTE ON FUNCTION audit_archive_rows(text, bigint, timestamptz, integer) TO orders_maintenance, orders_archiver;
+GRANT EXECUTE ON FUNCTION audit_rows_to_archive(text, bigint, timestamptz, integer) TO orders_maintenance, orders_archiver;
 
 RESET ROLE;
 
@@ -86,13 +96,16 @@ RESET ROLE;
 -- rows or write archive records and ledger checkpoints. orders_maintenance may only call this function.
 SET LOCAL ROLE orders_archiver;
 
+-- Formerly archive_audit_rows: a repeatable script only creates, so it drops the old name on databases that have it.
+DROP FUNCTION IF EXISTS archive_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text);
+
 -- Records an uploaded and verified archive batch and deletes exactly its rows, in one transaction:
 --   1. recomputes row count and sha256 of the NDJSON of the rows in (first_id..last_id, created before
---      cutoff) and refuses unless both match the manifest the caller uploaded;
+--      cutoff) and raises (nothing deleted) unless both match the manifest the caller uploaded;
 --   2. inserts the audit_archives row (whose created_txid is what lets the delete triggers pass);
 --   3. for balance_audit_log, writes each account's ledger checkpoint at its last archived row;
 --   4. deletes the rows and checks the count once more.
-CREATE OR REPLACE FUNCTION archive_audit_rows(
+CREATE OR REPLACE FUNCTION delete_archived_audit_rows(
         p_maintenance_run_id bigint,
         p_table text,
         p_first_id bigint,
@@ -139,12 +152,12 @@ BEGIN
 
     SELECT count(*), encode(sha256(convert_to(coalesce(string_agg(r.line || E'\n', '' ORDER BY r.id), ''), 'UTF8')), 'hex')
     INTO v_count, v_sha256
-    FROM audit_archive_rows(p_table, p_first_id - 1, p_cutoff, 2147483647) r
+    FROM audit_rows_to_archive(p_table, p_first_id - 1, p_cutoff, 2147483647) r
     WHERE r.id <= p_last_id;
     IF v_count <> p_row_count OR v_sha256 <> p_sha256 THEN
-        RETURN error_envelope('ARCHIVE_MISMATCH',
-            format('the archive holds %s rows with sha256 %s but the database has %s rows with sha256 %s; nothing was deleted',
-                   p_row_count, p_sha256, v_count, v_sha256), 409);
+        -- Not an answer of the API: the retention job uploaded something other than the rows, and stops.
+        RAISE EXCEPTION 'the archive holds % rows with sha256 % but the database has % rows with sha256 %; nothing was deleted',
+            p_row_count, p_sha256, v_count, v_sha256 USING ERRCODE = 'data_exception';
     END IF;
 
     INSERT INTO audit_archives (table_name, blob_name, first_id, last_id, row_count, sha256, cutoff, maintenance_run_id)
@@ -178,7 +191,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION archive_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION archive_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text) TO orders_maintenance;
+REVOKE ALL ON FUNCTION delete_archived_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION delete_archived_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text) TO orders_maintenance;
 
 RESET ROLE;

@@ -1,6 +1,6 @@
 -- The retention floor (trading.retention_floors, owner-only) enforced where every delete passes: a trigger on the
 -- audit tables refuses to delete a row younger than its table's floor, for every role and whatever archive record
--- the transaction wrote. archive_audit_rows() refuses such a cutoff up front, and the retention job asks
+-- the transaction wrote. delete_archived_audit_rows() refuses such a cutoff up front, and the retention job asks
 -- retention_floor_cutoff() for the youngest cutoff the database allows.
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;

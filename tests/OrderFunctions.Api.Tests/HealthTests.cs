@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using OrderFunctions.Api.Tests.Support;
 using OrderFunctions.Core.Handlers;
@@ -110,18 +109,8 @@ public sealed class HealthTests(ApiFixture api) : IClassFixture<ApiFixture>
         result.AssertProblem(503, "SERVICE_UNAVAILABLE");
     }
 
-    /// <summary>This run's host with a connection string that points at a closed port; one attempt, no retries.</summary>
+    /// <summary>This run's host with a connection string that points at a port nothing listens on; one attempt, no retries.</summary>
     private static Task<TestApiHost> UnreachableDatabaseAsync() => ApiFixture.StartHostAsync(
-        $"Host=127.0.0.1;Port={ClosedPort()};Database=orders;Username=orders_app;Password=none;Timeout=2",
+        $"Host=127.0.0.1;Port={Commands.FreeLoopbackPort()};Database=orders;Username=orders_app;Password=none;Timeout=2",
         new Dictionary<string, string> { ["Database__MaxRetries"] = "0" });
-
-    /// <summary>A port nothing listens on: bound by the OS, then released.</summary>
-    private static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
 }

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using OrderFunctions.Testing;
 
 namespace OrderFunctions.Db.Tests;
@@ -27,7 +24,7 @@ public sealed class MigrationCliTests
     [Fact]
     public async Task Cli_reports_an_unreachable_server_with_one_line_and_exit_code_1()
     {
-        var run = await RunAsync("migrate", "--connection", $"Host=127.0.0.1;Port={ClosedPort()};Database=orders;Username=nobody;Timeout=5");
+        var run = await RunAsync("migrate", "--connection", $"Host=127.0.0.1;Port={Commands.FreeLoopbackPort()};Database=orders;Username=nobody;Timeout=5");
 
         Assert.Equal(1, run.ExitCode);
         Assert.StartsWith("error: cannot connect", run.StandardError, StringComparison.Ordinal);
@@ -66,53 +63,14 @@ public sealed class MigrationCliTests
         }
     }
 
-    private sealed record Run(int ExitCode, string StandardOutput, string StandardError);
-
-    private static async Task<Run> RunAsync(params string[] arguments)
+    private static Task<CommandRun> RunAsync(params string[] arguments)
     {
         var runner = Path.Combine(AppContext.BaseDirectory, "OrderFunctions.Db.dll");
         Assert.True(File.Exists(runner), $"{runner} was not built next to the tests");
-        var startInfo = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        startInfo.ArgumentList.Add(runner);
-        foreach (var argument in arguments)
-        {
-            startInfo.ArgumentList.Add(argument);
-        }
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
 
         // Only --connection may decide where the runner goes.
-        startInfo.Environment.Remove("ORDERS_MIGRATION_CONNECTION");
-
-        using var process = Process.Start(startInfo) ?? throw new InvalidOperationException("cannot start dotnet");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var deadline = new CancellationTokenSource(Deadline);
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"OrderFunctions.Db {string.Join(' ', arguments)} did not finish within {Deadline.TotalSeconds} s");
-        }
-
-        return new Run(process.ExitCode, (await stdout).Trim(), (await stderr).Trim());
-    }
-
-    /// <summary>A loopback port nothing listens on: bound by the OS, then released.</summary>
-    private static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
+        return Commands.ExecuteAsync(dotnet, [runner, .. arguments], Deadline,
+            environment: new Dictionary<string, string?> { ["ORDERS_MIGRATION_CONNECTION"] = null });
     }
 }

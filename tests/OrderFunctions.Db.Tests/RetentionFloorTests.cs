@@ -8,7 +8,7 @@ namespace OrderFunctions.Db.Tests;
 /// <summary>
 /// The retention floor is the database's own: no role the application can take deletes an audit row younger than
 /// the floor (trading.retention_floors, owner-only: 7 years for balance_audit_log, 90 days for error_log), whatever
-/// cutoff it passes. Reproduces the exploit that once deleted audit rows written a minute earlier: archive_audit_rows
+/// cutoff it passes. Reproduces the exploit that once deleted audit rows written a minute earlier: delete_archived_audit_rows
 /// called with a cutoff of now() and a blob that was never written, with count and sha256 computed from the database.
 /// </summary>
 public sealed class RetentionFloorTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
@@ -16,23 +16,23 @@ public sealed class RetentionFloorTests(DatabaseFixture database) : IClassFixtur
     private readonly Trading _trading = new(database);
 
     // The exploit as orders_maintenance can run it: its own run record, the rows' count and hash read through
-    // audit_archive_rows, then archive_audit_rows with a cutoff of now().
+    // audit_rows_to_archive, then delete_archived_audit_rows with a cutoff of now().
     private const string ExploitSql = """
         WITH run AS (
             INSERT INTO trading.maintenance_runs (job, trigger, status) VALUES ('audit-retention', 'exploit', 'running') RETURNING id),
         batch AS (
             SELECT min(r.id) AS first_id, max(r.id) AS last_id, count(*)::int AS row_count,
                    encode(sha256(convert_to(string_agg(r.line || E'\n', '' ORDER BY r.id), 'UTF8')), 'hex') AS sha256
-            FROM trading.audit_archive_rows(@Table, 0, now(), 2147483647) r)
-        SELECT trading.archive_audit_rows(run.id, @Table, batch.first_id, batch.last_id, now(), batch.row_count, batch.sha256,
-                                          'no-such-blob/never-written.ndjson.gz')::text
+            FROM trading.audit_rows_to_archive(@Table, 0, now(), 2147483647) r)
+        SELECT trading.delete_archived_audit_rows(run.id, @Table, batch.first_id, batch.last_id, now(), batch.row_count, batch.sha256,
+                                                  'no-such-blob/never-written.ndjson.gz')::text
         FROM run, batch
         """;
 
     [Theory]
     [InlineData("balance_audit_log")]
     [InlineData("error_log")]
-    public async Task Archive_audit_rows_with_a_cutoff_of_now_and_a_blob_never_written_deletes_nothing_as_orders_maintenance(string table)
+    public async Task Deleting_archived_rows_with_a_cutoff_of_now_and_a_blob_never_written_deletes_nothing_as_orders_maintenance(string table)
     {
         // Arrange: young rows in both tables (a deposit and an order's audit rows; a rejected order's error_log row)
         await ArrangeYoungRowsAsync();
@@ -72,7 +72,7 @@ public sealed class RetentionFloorTests(DatabaseFixture database) : IClassFixtur
     [InlineData("error_log")]
     public async Task A_young_row_is_not_deleted_even_by_the_archiver_with_an_archive_record_covering_it(string table)
     {
-        // The retention path's own role, past archive_audit_rows: it writes an archive record of now() itself, which
+        // The retention path's own role, past delete_archived_audit_rows: it writes an archive record of now() itself, which
         // satisfies the archived-only delete gate. The floor's trigger still refuses.
         await ArrangeYoungRowsAsync();
         var before = await CountAsync(table);
@@ -117,6 +117,41 @@ public sealed class RetentionFloorTests(DatabaseFixture database) : IClassFixtur
 
         Assert.Equal(1, deleted);
         await transaction.RollbackAsync();
+    }
+
+    [Fact]
+    public async Task An_archive_whose_rows_differ_from_the_database_deletes_nothing_and_records_no_archive()
+    {
+        // Arrange: error_log rows past the floor, and a manifest whose hash is not theirs
+        await ArrangeYoungRowsAsync();
+        await using (var connection = await database.OpenAdminConnectionAsync())
+        await using (var aging = await connection.BeginTransactionAsync())
+        {
+            await connection.ExecuteAsync("SET LOCAL session_replication_role = replica", transaction: aging);
+            await connection.ExecuteAsync("UPDATE trading.error_log SET created_at = now() - interval '91 days'", transaction: aging);
+            await aging.CommitAsync();
+        }
+
+        var before = await CountAsync("error_log");
+        const string forged = """
+            WITH run AS (
+                INSERT INTO trading.maintenance_runs (job, trigger, status) VALUES ('audit-retention', 'test', 'running') RETURNING id),
+            batch AS (
+                SELECT min(r.id) AS first_id, max(r.id) AS last_id, count(*)::int AS row_count
+                FROM trading.audit_rows_to_archive('error_log', 0, now() - interval '90 days', 2147483647) r)
+            SELECT trading.delete_archived_audit_rows(run.id, 'error_log', batch.first_id, batch.last_id, now() - interval '90 days',
+                                                      batch.row_count, repeat('0', 64), 'error_log/forged.ndjson.gz')::text
+            FROM run, batch
+            """;
+
+        // Act
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => _trading.CallAsync(Trading.Maintenance, null, forged));
+
+        // Assert: an integrity failure of the job, not an answer; nothing deleted, no archive recorded
+        Assert.Equal(PostgresErrorCodes.DataException, refused.SqlState);
+        Assert.Contains("nothing was deleted", refused.MessageText, StringComparison.Ordinal);
+        Assert.Equal(before, await CountAsync("error_log"));
+        Assert.Equal(0L, await database.AdminScalarAsync<long>("SELECT count(*) FROM trading.audit_archives"));
     }
 
     [Theory]

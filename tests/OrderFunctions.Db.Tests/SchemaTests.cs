@@ -173,7 +173,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         // The money paths at least; any SECURITY DEFINER function added later is held to the same rule.
         Assert.Superset(
             new HashSet<string>(["deposit", "execute_order", "rollback_order_execution", "update_user_balance_and_margin", "upsert_instruments",
-                                 "validate_atomic_execution_integrity", "archive_audit_rows", "set_prices", "set_position_stops", "sync_positions",
+                                 "validate_atomic_execution_integrity", "delete_archived_audit_rows", "set_prices", "set_position_stops", "sync_positions",
                                  "enqueue_price_checks", "process_risk_events", "risk_backstop"]),
             functions.Select(f => f.Name).ToHashSet());
         Assert.All(functions, f =>

@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Text.RegularExpressions;
+using OrderFunctions.Testing;
 
 namespace OrderFunctions.Infra.Tests;
 
@@ -20,38 +20,9 @@ internal static partial class BicepCli
     /// <summary>Runs bicep with the arguments; stdout and stderr are returned together with the exit code.</summary>
     public static async Task<BicepResult> RunAsync(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
-        var start = new ProcessStartInfo(Path)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Repo.Root,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[name] = value;
-        }
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {Path}");
-        using var cancel = new CancellationTokenSource(Timeout);
-        var stdout = process.StandardOutput.ReadToEndAsync(cancel.Token);
-        var stderr = process.StandardError.ReadToEndAsync(cancel.Token);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"bicep {string.Join(' ', arguments)} ran longer than {Timeout}");
-        }
-
-        return new BicepResult(process.ExitCode, (await stdout).Trim(), (await stderr).Trim());
+        var run = await Commands.ExecuteAsync(Path, arguments, Timeout, Repo.Root,
+            environment?.ToDictionary(e => e.Key, e => (string?)e.Value, StringComparer.Ordinal));
+        return new BicepResult(run.ExitCode, run.StandardOutput, run.StandardError);
     }
 
     /// <summary>

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
@@ -27,17 +26,8 @@ public sealed class UnreachableDatabaseWorker : IAsyncLifetime
         ["CHAIN_HEADS_SCHEDULE"] = "0 5 * * * *",
     };
 
-    public static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     public async Task InitializeAsync() =>
-        Host = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions { Settings = Settings(ClosedPort()) });
+        Host = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions { Settings = Settings(Commands.FreeLoopbackPort()) });
 
     public async Task DisposeAsync() => await Host.DisposeAsync();
 }
@@ -115,7 +105,7 @@ public sealed class FunctionsWorkerHostLifecycleTests
     [Fact]
     public async Task Timer_fires_on_the_CRON_schedule_its_setting_names()
     {
-        var settings = UnreachableDatabaseWorker.Settings(UnreachableDatabaseWorker.ClosedPort());
+        var settings = UnreachableDatabaseWorker.Settings(Commands.FreeLoopbackPort());
         settings["ORPHAN_SCAN_SCHEDULE"] = "*/1 * * * * *";
         await using var host = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions { Settings = settings, RunTimersOnSchedule = true });
 
@@ -129,7 +119,7 @@ public sealed class FunctionsWorkerHostLifecycleTests
     {
         await using var host = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions
         {
-            Settings = UnreachableDatabaseWorker.Settings(UnreachableDatabaseWorker.ClosedPort()),
+            Settings = UnreachableDatabaseWorker.Settings(Commands.FreeLoopbackPort()),
             Output = _ => { },
         });
         using var client = host.CreateClient();
@@ -147,7 +137,7 @@ public sealed class FunctionsWorkerHostLifecycleTests
     [Fact]
     public async Task Timer_whose_schedule_setting_is_unset_fails_the_start_as_in_the_Functions_host()
     {
-        var settings = UnreachableDatabaseWorker.Settings(UnreachableDatabaseWorker.ClosedPort());
+        var settings = UnreachableDatabaseWorker.Settings(Commands.FreeLoopbackPort());
         settings["ORPHAN_SCAN_SCHEDULE"] = "";
 
         var failure = await Assert.ThrowsAsync<FunctionsHostException>(() =>

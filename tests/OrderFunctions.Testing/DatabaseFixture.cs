@@ -1,3 +1,4 @@
+using Dapper;
 using Npgsql;
 using Xunit;
 
@@ -10,6 +11,10 @@ namespace OrderFunctions.Testing;
 public class DatabaseFixture : IAsyncLifetime
 {
     private PostgresServer? _server;
+
+    // Tests read snake_case columns into C# records, as OrdersDatabase does for the product; every test that
+    // reads rows has a fixture, so this is where the tests set Dapper's convention.
+    static DatabaseFixture() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
     public string DatabaseName { get; private set; } = "";
 

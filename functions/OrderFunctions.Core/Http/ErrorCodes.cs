@@ -22,7 +22,6 @@ public static class ErrorCodes
     public const string OrderNotFound = "ORDER_NOT_FOUND";
     public const string InvalidOrderState = "INVALID_ORDER_STATE";
     public const string RollbackConflict = "ROLLBACK_CONFLICT";
-    public const string ArchiveMismatch = "ARCHIVE_MISMATCH";
     public const string JobSkipped = "JOB_SKIPPED";
     public const string ServiceUnavailable = "SERVICE_UNAVAILABLE";
     public const string Timeout = "TIMEOUT";
@@ -52,7 +51,6 @@ public static class ErrorCodes
         [OrderNotFound] = (404, "No such order"),
         [InvalidOrderState] = (400, "The order is not in a state that allows this"),
         [RollbackConflict] = (409, "The order can no longer be rolled back exactly"),
-        [ArchiveMismatch] = (409, "The archive does not match the rows"),
         [JobSkipped] = (409, "Another instance is running this job"),
         [ServiceUnavailable] = (503, "The service is unavailable"),
         [Timeout] = (504, "The operation timed out"),

@@ -10,7 +10,7 @@ namespace OrderFunctions.Core.Jobs;
 
 /// <summary>
 /// The archive of one batch of audit rows: <c>{table}/{first_id:D19}-{last_id:D19}.ndjson.gz</c> holds the rows as
-/// gzipped NDJSON (each line as trading.audit_archive_rows writes it, followed by "\n", UTF-8), and
+/// gzipped NDJSON (each line as trading.audit_rows_to_archive writes it, followed by "\n", UTF-8), and
 /// <c>….manifest.json</c> next to it describes them. Names follow from the batch alone, so a rerun finds
 /// what an interrupted run uploaded instead of writing a second copy; zero-padding sorts them by id.
 /// </summary>

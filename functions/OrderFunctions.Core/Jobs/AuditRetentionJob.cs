@@ -11,7 +11,7 @@ namespace OrderFunctions.Core.Jobs;
 /// <summary>
 /// Moves balance_audit_log and error_log rows past their retention (execution_logs are kept for ever) to the
 /// archive store, batch by batch: gzipped NDJSON and a manifest are uploaded, read back and verified, and only
-/// then does trading.archive_audit_rows recompute count and hash from the rows, record the archive and the
+/// then does trading.delete_archived_audit_rows recompute count and hash from the rows, record the archive and the
 /// ledger checkpoints and delete the rows, in one transaction.
 /// Crash safety: blob names follow from the batch, blobs are written once and never overwritten or deleted,
 /// and every run first finishes the batches an interrupted run uploaded but did not record.
@@ -33,7 +33,7 @@ public sealed partial class AuditRetentionJob(
     private const string ManifestContentType = "application/json";
 
     // The youngest cutoff the database allows (its retention floor, an owner-only setting): a configured retention
-    // shorter than the floor is raised to it, since archive_audit_rows would refuse the batch.
+    // shorter than the floor is raised to it, since delete_archived_audit_rows would refuse the batch.
     private const string FloorCutoffSql = """
         SELECT trading.retention_floor_cutoff(@Table);
         """;
@@ -42,29 +42,13 @@ public sealed partial class AuditRetentionJob(
         SELECT coalesce(max(last_id), 0) FROM trading.audit_archives WHERE table_name = @Table;
         """;
 
-    // A batch ends before the first row that is not yet past the cutoff. Ids follow insertion and created_at the
-    // start of the inserting transaction, so near the cutoff they can disagree; a batch that went past such a
-    // row would leave it behind its range, where no later batch looks and the audit chain would break.
-    private const string BalanceAuditBatchSql = """
-        SELECT r.id, r.line
-        FROM trading.audit_archive_rows('balance_audit_log', @AfterId, @Cutoff, @Limit) r
-        WHERE r.id < coalesce((SELECT b.id FROM trading.balance_audit_log b
-                               WHERE b.id > @AfterId AND b.created_at >= @Cutoff
-                               ORDER BY b.id LIMIT 1), 9223372036854775807)
-        ORDER BY r.id;
-        """;
-
-    private const string ErrorLogBatchSql = """
-        SELECT r.id, r.line
-        FROM trading.audit_archive_rows('error_log', @AfterId, @Cutoff, @Limit) r
-        WHERE r.id < coalesce((SELECT e.id FROM trading.error_log e
-                               WHERE e.id > @AfterId AND e.created_at >= @Cutoff
-                               ORDER BY e.id LIMIT 1), 9223372036854775807)
-        ORDER BY r.id;
+    // The next batch of a table; trading.audit_rows_to_archive ends it before the first row not yet past the cutoff.
+    private const string BatchSql = """
+        SELECT r.id, r.line FROM trading.audit_rows_to_archive(@Table, @AfterId, @Cutoff, @Limit) r ORDER BY r.id;
         """;
 
     private const string ArchiveSql = """
-        SELECT trading.archive_audit_rows(@RunId, @Table, @FirstId, @LastId, @Cutoff, @RowCount, @Sha256, @BlobName)::text;
+        SELECT trading.delete_archived_audit_rows(@RunId, @Table, @FirstId, @LastId, @Cutoff, @RowCount, @Sha256, @BlobName)::text;
         """;
 
     public string Name => JobNames.AuditRetention;
@@ -141,11 +125,10 @@ public sealed partial class AuditRetentionJob(
         }
 
         // 2. New batches, in id order.
-        var batchSql = table == BalanceAuditLog ? BalanceAuditBatchSql : ErrorLogBatchSql;
         while (true)
         {
-            var rows = (await database.QueryAsync(DbRole.Maintenance, null, batchSql,
-                new { AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Writes.Nothing,
+            var rows = (await database.QueryAsync(DbRole.Maintenance, null, BatchSql,
+                new { Table = table, AfterId = lastArchived, Cutoff = report.Cutoff, Limit = settings.RetentionBatchSize }, Writes.Nothing,
                 grid => grid.ReadAsync<(long Id, string Line)>(), cancellationToken)).AsList();
             if (rows.Count == 0)
             {
@@ -247,7 +230,7 @@ public sealed partial class AuditRetentionJob(
         }
     }
 
-    /// <summary>archive_audit_rows: recomputes count and hash from the rows, records the archive and deletes the rows.</summary>
+    /// <summary>delete_archived_audit_rows: recomputes count and hash from the rows, records the archive and deletes the rows.</summary>
     private async Task RecordAsync(long runId, ArchiveManifest manifest, TableReport report, bool recovered, bool reusedBlob,
         CancellationToken cancellationToken)
     {
@@ -267,7 +250,7 @@ public sealed partial class AuditRetentionJob(
         if ((bool?)envelope["success"] != true)
         {
             throw new ArchiveIntegrityException(
-                $"archive_audit_rows refused {manifest.DataBlobName}: {(string?)envelope["error_code"]}: {(string?)envelope["error_message"]}");
+                $"delete_archived_audit_rows refused {manifest.DataBlobName}: {(string?)envelope["error_code"]}: {(string?)envelope["error_message"]}");
         }
 
         var deleted = (int?)envelope["data"]?["deleted"] ?? 0;

@@ -17,8 +17,6 @@ internal sealed class Trading(DatabaseFixture database)
 
     private const string SetContext = "SELECT set_config('role', @role, true), set_config('app.user_id', @user, true)";
 
-    static Trading() => DefaultTypeMap.MatchNamesWithUnderscores = true;
-
     public DatabaseFixture Database => database;
 
     /// <summary>One transaction as the application: role and acting user first, then <paramref name="work"/>, then commit.</summary>

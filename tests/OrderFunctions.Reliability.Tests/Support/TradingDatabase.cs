@@ -20,8 +20,6 @@ internal sealed class TradingDatabase : IAsyncDisposable
     private readonly NpgsqlDataSource _app;
     private readonly NpgsqlDataSource _admin;
 
-    static TradingDatabase() => DefaultTypeMap.MatchNamesWithUnderscores = true;
-
     public TradingDatabase(DatabaseFixture database)
     {
         _app = NpgsqlDataSource.Create(database.AppConnectionString);
