@@ -2,7 +2,9 @@
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
--- Creates a strategy for the acting user (app.user_id); the name is unique per trader.
+-- Creates a strategy for the acting user (app.user_id); the name is unique per trader. Creating one the trader
+-- already has answers it (200, the same id) instead of 201: the request names all there is of a strategy, so a
+-- repeat, such as the server's own retry after a lost answer, ends in the same state and learns its id.
 CREATE OR REPLACE FUNCTION create_strategy(p_name text)
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -12,6 +14,7 @@ AS $$
 DECLARE
     v_user     uuid := app_current_user();
     v_strategy strategies%ROWTYPE;
+    v_created  boolean;
 BEGIN
     IF v_user IS NULL THEN
         RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
@@ -24,11 +27,12 @@ BEGIN
     INSERT INTO strategies (user_id, name) VALUES (v_user, btrim(p_name))
     ON CONFLICT (user_id, name) DO NOTHING
     RETURNING * INTO v_strategy;
-    IF NOT FOUND THEN
-        RETURN validation_error('name', 'you already have a strategy with this name');
+    v_created := FOUND;
+    IF NOT v_created THEN
+        SELECT * INTO STRICT v_strategy FROM strategies WHERE user_id = v_user AND name = btrim(p_name);
     END IF;
 
-    RETURN envelope(true, NULL, NULL, 201, jsonb_build_object(
+    RETURN envelope(true, NULL, NULL, CASE WHEN v_created THEN 201 ELSE 200 END, jsonb_build_object(
         'id', v_strategy.id, 'name', v_strategy.name,
         'created_at', to_char(v_strategy.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')));
 END

@@ -14,10 +14,12 @@ public static class Routes
     public const string TransactionIntegrity = "api/transactions/{id}/integrity";
     public const string AccountMe = "api/accounts/me";
     public const string Positions = "api/positions";
+    public const string PositionById = "api/positions/{id}";
     public const string Trades = "api/trades";
     public const string Strategies = "api/strategies";
     public const string Health = "api/health";
     public const string AdminInstruments = "api/admin/instruments";
+    public const string AdminPrices = "api/admin/prices";
     public const string AdminDeposits = "api/admin/accounts/{userId}/deposits";
     public const string AdminPositionsSync = "api/admin/positions/sync";
     public const string AdminMaintenance = "api/admin/maintenance/{job}";
@@ -27,6 +29,4 @@ public static class Routes
     /// <see cref="Api.UnmatchedRoute"/>). LocalHost needs no such route: its routing answers unmatched requests itself.
     /// </summary>
     public const string CatchAll = "{*path}";
-    public const string PositionById = "api/positions/{id}";
-    public const string AdminPrices = "api/admin/prices";
 }

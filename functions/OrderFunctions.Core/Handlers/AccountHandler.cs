@@ -48,6 +48,8 @@ public sealed class AccountHandler(OrdersDatabase database, RiskSettings risk)
             return bodyError;
         }
 
+        // Creating a name the trader already has answers that strategy (200): repeating the call after a lost
+        // connection ends in the same state and answers the id the first attempt created.
         var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, "SELECT trading.create_strategy(@Name)",
             new { Name = name }, Writes.Idempotently, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);

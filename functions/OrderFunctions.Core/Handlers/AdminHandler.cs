@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using OrderFunctions.Core.Api;
 using OrderFunctions.Core.Data;
 using OrderFunctions.Core.Http;
@@ -22,7 +21,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var count = fields.Objects("instruments", required: true, maxItems: 1000, f =>
             {
-                var symbol = ReadSymbol(f);
+                var symbol = Instruments.ReadSymbol(f);
                 if (symbol is not null && !seen.Add(symbol))
                 {
                     f.Fail("symbol", "appears more than once");
@@ -77,7 +76,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var count = fields.Objects("prices", required: true, maxItems: 1000, f =>
             {
-                var symbol = ReadSymbol(f);
+                var symbol = Instruments.ReadSymbol(f);
                 if (symbol is not null && !seen.Add(symbol))
                 {
                     f.Fail("symbol", "appears more than once");
@@ -116,7 +115,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
 
     public async Task<ApiResponse> DepositAsync(ApiContext context)
     {
-        if (!OrdersHandler.TryRouteId(context, "userId", out var userId, out var routeError))
+        if (!RouteIds.TryRead(context, "userId", out var userId, out var routeError))
         {
             return routeError;
         }
@@ -150,7 +149,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             var positions = new JsonArray();
             fields.Objects("positions", required: true, maxItems: 1000, f => positions.Add(new JsonObject
             {
-                ["symbol"] = ReadSymbol(f),
+                ["symbol"] = Instruments.ReadSymbol(f),
                 ["side"] = f.String("side", required: true, maxLength: 5, allowed: PositionSides),
                 ["quantity"] = f.Decimal("quantity", true, 0m, 1e12m, 8),
                 ["avg_entry_price"] = f.Decimal("avg_entry_price", true, 0m, 1e12m, 12),
@@ -162,7 +161,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             var closingPrices = new JsonArray();
             fields.Objects("closing_prices", required: false, maxItems: 1000, f => closingPrices.Add(new JsonObject
             {
-                ["symbol"] = ReadSymbol(f),
+                ["symbol"] = Instruments.ReadSymbol(f),
                 ["price"] = f.Decimal("price", true, 0m, 1e12m, 8),
             }));
             return (UserId: userId, Positions: positions, ClosingPrices: closingPrices);
@@ -178,19 +177,6 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             new { Positions = snapshot.Positions.ToJsonString(), ClosingPrices = snapshot.ClosingPrices.ToJsonString() },
             Writes.Idempotently, context.CancellationToken);
         return ApiResponse.FromEnvelope(envelope);
-    }
-
-    /// <summary>A required instrument symbol, checked against the instruments.symbol rule.</summary>
-    internal static string? ReadSymbol(FieldReader fields)
-    {
-        var symbol = fields.String("symbol", required: true, maxLength: 32);
-        if (symbol is not null && !Instruments.IsSymbol(symbol))
-        {
-            fields.Fail("symbol", "must be 1-32 characters of A-Z, 0-9 and . _ / -, starting with a letter or digit");
-            return null;
-        }
-
-        return symbol;
     }
 
     public async Task<ApiResponse> RunMaintenanceAsync(ApiContext context)
@@ -210,14 +196,4 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
             _ => ApiResponse.Error(ErrorCodes.InternalError, $"the {name} run failed: {run.Error}", data),
         };
     }
-}
-
-/// <summary>Instrument symbol rules shared by every route that names one.</summary>
-public static partial class Instruments
-{
-    public static bool IsSymbol(string symbol) => SymbolPattern().IsMatch(symbol);
-
-    // The same pattern as the instruments.symbol CHECK constraint.
-    [GeneratedRegex("^[A-Z0-9][A-Z0-9._/-]{0,31}$", RegexOptions.CultureInvariant)]
-    private static partial Regex SymbolPattern();
 }

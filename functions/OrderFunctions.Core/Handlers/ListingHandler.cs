@@ -23,7 +23,7 @@ public sealed class ListingHandler(OrdersDatabase database)
         var from = query.Instant("from");
         var to = query.Instant("to");
         var limit = query.Limit();
-        var cursor = query.Cursor("orders");
+        var cursor = query.PageCursor("orders");
         query.RejectUnknown();
         if (query.Errors.Count > 0)
         {
@@ -58,7 +58,7 @@ public sealed class ListingHandler(OrdersDatabase database)
         var status = query.Text("status", 8, PositionStatuses);
         var symbol = query.Text("symbol", 32);
         var limit = query.Limit();
-        var cursor = query.Cursor("positions");
+        var cursor = query.PageCursor("positions");
         query.RejectUnknown();
         if (query.Errors.Count > 0)
         {
@@ -98,7 +98,7 @@ public sealed class ListingHandler(OrdersDatabase database)
         var to = query.Instant("to");
         var pnl = query.Text("pnl", 6, PnlFilters);
         var limit = query.Limit();
-        var cursor = query.Cursor("trades");
+        var cursor = query.PageCursor("trades");
         query.RejectUnknown();
         if (query.Errors.Count > 0)
         {
@@ -148,49 +148,4 @@ public sealed class ListingHandler(OrdersDatabase database)
 
         return ApiResponse.Success(200, new JsonObject { ["items"] = Json.ToNode(rows), ["next_cursor"] = next });
     }
-}
-
-public sealed record PositionListItem
-{
-    public Guid Id { get; init; }
-    public string Symbol { get; init; } = "";
-    public string Side { get; init; } = "";
-    public string Status { get; init; } = "";
-    public decimal Quantity { get; init; }
-    public decimal AvgEntryPrice { get; init; }
-    public decimal UsedMargin { get; init; }
-    public decimal? StopLoss { get; init; }
-    public decimal? TakeProfit { get; init; }
-    public decimal CommissionPaid { get; init; }
-    public decimal RealizedPnl { get; init; }
-    public decimal UnrealizedPnl { get; init; }
-    public decimal? MarkPrice { get; init; }
-    public long Version { get; init; }
-    public Guid? StrategyId { get; init; }
-    public DateTime OpenedAt { get; init; }
-    public DateTime? ClosedAt { get; init; }
-}
-
-public sealed record TradeView
-{
-    public Guid Id { get; init; }
-    public Guid OrderId { get; init; }
-    public Guid TransactionId { get; init; }
-    public string Symbol { get; init; } = "";
-    public string Side { get; init; } = "";
-    public decimal Quantity { get; init; }
-    public decimal Price { get; init; }
-    public decimal Commission { get; init; }
-    public decimal RealizedPnl { get; init; }
-    public string Venue { get; init; } = "";
-    public DateTime FilledAt { get; init; }
-    public string OrderType { get; init; } = "";
-    public string OrderStatus { get; init; } = "";
-    public decimal? LimitPrice { get; init; }
-    public Guid? PositionId { get; init; }
-    public string InstrumentDescription { get; init; } = "";
-    public decimal ContractSize { get; init; }
-    public decimal? MarkPrice { get; init; }
-    public Guid? StrategyId { get; init; }
-    public string? StrategyName { get; init; }
 }

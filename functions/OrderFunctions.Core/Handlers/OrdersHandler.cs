@@ -44,7 +44,7 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
 
     public async Task<ApiResponse> GetAsync(ApiContext context)
     {
-        if (!TryRouteId(context, "id", out var id, out var error))
+        if (!RouteIds.TryRead(context, "id", out var id, out var error))
         {
             return error;
         }
@@ -78,7 +78,7 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
 
     public async Task<ApiResponse> RollbackAsync(ApiContext context)
     {
-        if (!TryRouteId(context, "id", out var id, out var error))
+        if (!RouteIds.TryRead(context, "id", out var id, out var error))
         {
             return error;
         }
@@ -114,7 +114,7 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
 
     public async Task<ApiResponse> CheckIntegrityAsync(ApiContext context)
     {
-        if (!TryRouteId(context, "id", out var id, out var error))
+        if (!RouteIds.TryRead(context, "id", out var id, out var error))
         {
             return error;
         }
@@ -158,21 +158,9 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
         }
     }
 
-    internal static bool TryRouteId(ApiContext context, string name, out Guid id, out ApiResponse error)
-    {
-        if (Guid.TryParseExact(context.Request.RouteValue(name), "D", out id))
-        {
-            error = null!;
-            return true;
-        }
-
-        error = ApiResponse.Validation(name, "must be a UUID");
-        return false;
-    }
-
     private static OrderRequest ReadOrder(FieldReader fields)
     {
-        var symbol = AdminHandler.ReadSymbol(fields);
+        var symbol = Instruments.ReadSymbol(fields);
         var side = fields.String("side", required: true, maxLength: 4, allowed: Sides);
         var type = fields.String("type", required: true, maxLength: 6, allowed: Types);
         var quantity = fields.Decimal("quantity", required: true, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);

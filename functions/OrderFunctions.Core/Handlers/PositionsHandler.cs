@@ -14,7 +14,7 @@ public sealed class PositionsHandler(OrdersDatabase database)
     /// </summary>
     public async Task<ApiResponse> SetStopsAsync(ApiContext context)
     {
-        if (!OrdersHandler.TryRouteId(context, "id", out var id, out var routeError))
+        if (!RouteIds.TryRead(context, "id", out var id, out var routeError))
         {
             return routeError;
         }

@@ -86,7 +86,8 @@ public sealed class Query(ApiRequest request)
         return fallback;
     }
 
-    public Cursor? Cursor(string listing)
+    /// <summary>The "cursor" parameter: where the page of <paramref name="listing"/> starts, as the previous page returned it.</summary>
+    public Cursor? PageCursor(string listing)
     {
         var value = Single("cursor");
         if (value is null)
@@ -94,7 +95,7 @@ public sealed class Query(ApiRequest request)
             return null;
         }
 
-        if (Handlers.Cursor.TryDecode(value, listing, out var cursor))
+        if (Cursor.TryDecode(value, listing, out var cursor))
         {
             return cursor;
         }

@@ -59,7 +59,8 @@ public sealed record FillView
     public DateTime FilledAt { get; init; }
 }
 
-public sealed record PositionView
+/// <summary>A position as every route shows it (GET /api/orders/{id} embeds it; the listing adds to it).</summary>
+public record PositionView
 {
     public Guid Id { get; init; }
     public string Symbol { get; init; } = "";
@@ -73,6 +74,40 @@ public sealed record PositionView
     public long Version { get; init; }
     public DateTime OpenedAt { get; init; }
     public DateTime? ClosedAt { get; init; }
+}
+
+/// <summary>A position in GET /api/positions: the position, its stops and strategy, marked at the instrument's last price.</summary>
+public sealed record PositionListItem : PositionView
+{
+    public decimal? StopLoss { get; init; }
+    public decimal? TakeProfit { get; init; }
+    public decimal UnrealizedPnl { get; init; }
+    public decimal? MarkPrice { get; init; }
+    public Guid? StrategyId { get; init; }
+}
+
+public sealed record TradeView
+{
+    public Guid Id { get; init; }
+    public Guid OrderId { get; init; }
+    public Guid TransactionId { get; init; }
+    public string Symbol { get; init; } = "";
+    public string Side { get; init; } = "";
+    public decimal Quantity { get; init; }
+    public decimal Price { get; init; }
+    public decimal Commission { get; init; }
+    public decimal RealizedPnl { get; init; }
+    public string Venue { get; init; } = "";
+    public DateTime FilledAt { get; init; }
+    public string OrderType { get; init; } = "";
+    public string OrderStatus { get; init; } = "";
+    public decimal? LimitPrice { get; init; }
+    public Guid? PositionId { get; init; }
+    public string InstrumentDescription { get; init; } = "";
+    public decimal ContractSize { get; init; }
+    public decimal? MarkPrice { get; init; }
+    public Guid? StrategyId { get; init; }
+    public string? StrategyName { get; init; }
 }
 
 /// <summary>An order joined with its fill and position in one row (one query), split into views.</summary>

@@ -31,13 +31,3 @@ internal static class ErrorText
         return firstLine.Length > MaxLength ? string.Concat(firstLine[..MaxLength], "…") : firstLine.ToString();
     }
 }
-
-/// <summary>The archive store failed or could not be reached; the message says how, without credentials.</summary>
-public sealed class ArchiveStoreException(string message, Exception? inner = null, bool notConfigured = false) : Exception(message, inner)
-{
-    /// <summary>No archive storage setting is set at all (a local host without Azurite), as opposed to a store that fails.</summary>
-    public bool NotConfigured { get; } = notConfigured;
-}
-
-/// <summary>An archive in the store does not match what it must hold; nothing was deleted.</summary>
-public sealed class ArchiveIntegrityException(string message) : Exception(message);
