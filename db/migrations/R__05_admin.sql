@@ -23,8 +23,6 @@ DECLARE
 BEGIN
     IF p_items IS NULL OR jsonb_typeof(p_items) <> 'array' OR jsonb_array_length(p_items) = 0 THEN
         RETURN validation_error('instruments', 'must be a non-empty array');
-    ELSIF jsonb_array_length(p_items) > 1000 THEN
-        RETURN validation_error('instruments', 'at most 1000 per request');
     END IF;
     SELECT x.symbol INTO v_dupe
     FROM jsonb_to_recordset(p_items) AS x(symbol text)
@@ -116,12 +114,8 @@ BEGIN
         RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
     ELSIF p_positions IS NULL OR jsonb_typeof(p_positions) <> 'array' THEN
         RETURN validation_error('positions', 'must be an array');
-    ELSIF jsonb_array_length(p_positions) > 1000 THEN
-        RETURN validation_error('positions', 'at most 1000 per snapshot');
     ELSIF p_closing_prices IS NULL OR jsonb_typeof(p_closing_prices) <> 'array' THEN
         RETURN validation_error('closing_prices', 'must be an array');
-    ELSIF jsonb_array_length(p_closing_prices) > 1000 THEN
-        RETURN validation_error('closing_prices', 'at most 1000 per snapshot');
     END IF;
 
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
@@ -145,16 +139,9 @@ BEGIN
             RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'appears more than once');
         ELSIF v_item.side IS NULL OR v_item.side NOT IN ('long', 'short') THEN
             RETURN validation_error(format('positions[%s].side', v_item.item_index), 'must be long or short');
-        ELSIF v_item.quantity IS NULL OR v_item.quantity <= 0 OR scale(v_item.quantity) > 8 OR v_item.quantity >= 1e12 THEN
-            RETURN validation_error(format('positions[%s].quantity', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
-        ELSIF v_item.avg_entry_price IS NULL OR v_item.avg_entry_price <= 0 OR scale(v_item.avg_entry_price) > 12
-              OR v_item.avg_entry_price >= 1e12 THEN
-            RETURN validation_error(format('positions[%s].avg_entry_price', v_item.item_index), 'must be greater than 0 with at most 12 decimals');
-        ELSIF v_item.stop_loss IS NOT NULL AND (v_item.stop_loss <= 0 OR scale(v_item.stop_loss) > 8 OR v_item.stop_loss >= 1e12) THEN
-            RETURN validation_error(format('positions[%s].stop_loss', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
-        ELSIF v_item.take_profit IS NOT NULL AND (v_item.take_profit <= 0 OR scale(v_item.take_profit) > 8 OR v_item.take_profit >= 1e12) THEN
-            RETURN validation_error(format('positions[%s].take_profit', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         END IF;
+        -- The numbers' own limits (> 0, below 1e12, decimals) are the API's (ApiLimits, checked before this call);
+        -- the positions columns' types and CHECKs are the backstop.
         -- The broker's stops may sit anywhere relative to today's price (a trailing stop in profit), but a long's
         -- stop-loss is below its take-profit, a short's above, and both are on tick.
         v_problem := stop_levels_error(v_item.side, v_item.stop_loss, v_item.take_profit, NULL, v_item.tick_size);
@@ -175,6 +162,8 @@ BEGIN
             RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'unknown instrument');
         ELSIF v_item.copies > 1 THEN
             RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'appears more than once');
+        -- The one API limit repeated here: no column stores a closing price, so no CHECK would stop a price that
+        -- books an impossible PnL.
         ELSIF v_item.price IS NULL OR v_item.price <= 0 OR scale(v_item.price) > 8 OR v_item.price >= 1e12 THEN
             RETURN validation_error(format('closing_prices[%s].price', v_item.item_index), 'must be greater than 0 with at most 8 decimals, below 1e12');
         END IF;

@@ -138,11 +138,9 @@ BEGIN
         RETURN validation_error('id', 'is required');
     ELSIF NOT coalesce(p_set_stop_loss, false) AND NOT coalesce(p_set_take_profit, false) THEN
         RETURN validation_error('body', 'give stop_loss, take_profit or both (null clears one)');
-    ELSIF p_stop_loss IS NOT NULL AND (p_stop_loss <= 0 OR scale(p_stop_loss) > 8 OR p_stop_loss >= 1e12) THEN
-        RETURN validation_error('stop_loss', 'must be greater than 0, with at most 8 decimals, below 1e12');
-    ELSIF p_take_profit IS NOT NULL AND (p_take_profit <= 0 OR scale(p_take_profit) > 8 OR p_take_profit >= 1e12) THEN
-        RETURN validation_error('take_profit', 'must be greater than 0, with at most 8 decimals, below 1e12');
     END IF;
+    -- The stops' own limits (> 0, below 1e12, 8 decimals) are the API's (ApiLimits); this judges them against the
+    -- position and the price, and the positions CHECKs are the backstop.
 
     PERFORM 1 FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
@@ -191,7 +189,7 @@ END
 $$;
 
 -- A price feed's update of many instruments' last prices in one transaction (PUT /api/admin/prices), which
--- queues the risk engine's work (enqueue_price_checks). p_prices: [{symbol, price}], at most 1000, each a known
+-- queues the risk engine's work (enqueue_price_checks). p_prices: [{symbol, price}], each a known
 -- instrument once, the price on tick. Instruments are locked in symbol order, so concurrent updates never
 -- deadlock. Any invalid item refuses the whole update.
 CREATE OR REPLACE FUNCTION set_prices(p_prices jsonb)
@@ -207,8 +205,6 @@ DECLARE
 BEGIN
     IF p_prices IS NULL OR jsonb_typeof(p_prices) <> 'array' OR jsonb_array_length(p_prices) = 0 THEN
         RETURN validation_error('prices', 'must be a non-empty array');
-    ELSIF jsonb_array_length(p_prices) > 1000 THEN
-        RETURN validation_error('prices', 'at most 1000 per request');
     END IF;
 
     FOR v_item IN
@@ -223,8 +219,8 @@ BEGIN
             RETURN validation_error(format('prices[%s].symbol', v_item.item_index), 'unknown instrument');
         ELSIF v_item.copies > 1 THEN
             RETURN validation_error(format('prices[%s].symbol', v_item.item_index), 'appears more than once');
-        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR scale(v_item.price) > 8 OR v_item.price >= 1e12 THEN
-            RETURN validation_error(format('prices[%s].price', v_item.item_index), 'must be greater than 0 with at most 8 decimals, below 1e12');
+        -- The price's own limits (> 0, below 1e12, 8 decimals) are the API's (ApiLimits); the instruments CHECK
+        -- (last_price > 0) and numeric(20, 8) are the backstop. On tick is the instrument's rule, judged here.
         ELSIF mod(v_item.price, v_item.tick_size) <> 0 THEN
             RETURN validation_error(format('prices[%s].price', v_item.item_index), format('must be a multiple of the tick size %s', trim_scale(v_item.tick_size)));
         END IF;

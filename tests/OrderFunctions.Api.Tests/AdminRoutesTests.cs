@@ -41,6 +41,16 @@ public class AdminRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Instruments_upsert_takes_the_limits_inclusive_where_they_are_a_margin_rate_of_1_and_a_commission_rate_of_0()
+    {
+        var full = new Instrument("ADM-FULL", "full margin", 1m, 1m, 0m, 1m, 1m, 0.01m, null, true);
+
+        var result = await UpsertAsync(full);
+
+        Assert.Equal(1, result.AssertSuccess(200).GetProperty("inserted").GetInt32());
+    }
+
+    [Fact]
     public async Task Deposit_is_201_and_opens_the_account_then_adds_to_it()
     {
         var trader = Guid.NewGuid();

@@ -90,9 +90,8 @@ public sealed class StopsAndPricesTests(DatabaseFixture database) : IClassFixtur
     [Theory]
     [InlineData("unknown", "10", "prices[1].symbol")]
     [InlineData("known", "10.005", "prices[1].price")]
-    [InlineData("known", "0", "prices[1].price")]
     [InlineData("duplicate", "10", "prices[1].symbol")]
-    public async Task Set_prices_refuses_an_unknown_symbol_a_price_off_the_tick_or_not_positive_and_a_symbol_twice_naming_the_item_and_changes_nothing(
+    public async Task Set_prices_refuses_an_unknown_symbol_a_price_off_the_tick_and_a_symbol_twice_naming_the_item_and_changes_nothing(
         string which, string price, string field)
     {
         var good = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
@@ -103,6 +102,20 @@ public sealed class StopsAndPricesTests(DatabaseFixture database) : IClassFixtur
 
         Assert.Equal(("VALIDATION_ERROR", 400), (response.ErrorCode, response.Status));
         Assert.Equal(field, response.Get("errors").EnumerateArray().Single().GetProperty("field").GetString());
+        Assert.Equal(100m, await _trading.AdminAsync(c => c.ExecuteScalarAsync<decimal>(
+            "SELECT last_price FROM trading.instruments WHERE symbol = @symbol", new { symbol = good.Symbol })));
+    }
+
+    [Fact]
+    public async Task Set_prices_meets_the_instruments_CHECK_for_a_price_that_is_not_positive_and_changes_nothing()
+    {
+        // A price > 0 is the API's limit (ApiLimits, before the call); the column's CHECK is the backstop behind it.
+        var good = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var other = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+
+        var refused = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => _trading.SetPricesAsync((good.Symbol, 101m), (other.Symbol, 0m)));
+
+        Assert.Equal(Npgsql.PostgresErrorCodes.CheckViolation, refused.SqlState);
         Assert.Equal(100m, await _trading.AdminAsync(c => c.ExecuteScalarAsync<decimal>(
             "SELECT last_price FROM trading.instruments WHERE symbol = @symbol", new { symbol = good.Symbol })));
     }

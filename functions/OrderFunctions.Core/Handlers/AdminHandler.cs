@@ -19,7 +19,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         {
             var items = new JsonArray();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            var count = fields.Objects("instruments", required: true, maxItems: 1000, f =>
+            var count = fields.Objects("instruments", required: true, maxItems: ApiLimits.MaxItems, f =>
             {
                 var symbol = Instruments.ReadSymbol(f);
                 if (symbol is not null && !seen.Add(symbol))
@@ -31,20 +31,15 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
                 {
                     ["symbol"] = symbol,
                     ["description"] = f.String("description", required: false, maxLength: 200),
-                    ["contract_size"] = f.Decimal("contract_size", true, 0m, 1e12m, 8),
-                    ["margin_rate"] = f.Decimal("margin_rate", true, 0m, 1.00000001m, 8),
-                    ["commission_rate"] = f.Decimal("commission_rate", false, null, 1m, 8, atLeast: 0m),
-                    ["min_qty"] = f.Decimal("min_qty", true, 0m, 1e12m, 8),
-                    ["qty_step"] = f.Decimal("qty_step", true, 0m, 1e12m, 8),
-                    ["tick_size"] = f.Decimal("tick_size", true, 0m, 1e12m, 8),
-                    ["last_price"] = f.Decimal("last_price", false, 0m, 1e12m, 8),
+                    ["contract_size"] = f.Decimal("contract_size", true, ApiLimits.Positive),
+                    ["margin_rate"] = f.Decimal("margin_rate", true, ApiLimits.MarginRate),
+                    ["commission_rate"] = f.Decimal("commission_rate", false, ApiLimits.CommissionRate),
+                    ["min_qty"] = f.Decimal("min_qty", true, ApiLimits.Positive),
+                    ["qty_step"] = f.Decimal("qty_step", true, ApiLimits.Positive),
+                    ["tick_size"] = f.Decimal("tick_size", true, ApiLimits.Positive),
+                    ["last_price"] = f.Decimal("last_price", false, ApiLimits.Positive),
                     ["tradable"] = f.Boolean("tradable", required: false),
                 };
-                if ((decimal?)instrument["margin_rate"] > 1m)
-                {
-                    f.Fail("margin_rate", "must be at most 1");
-                }
-
                 items.Add(instrument);
             });
             if (count == 0)
@@ -74,7 +69,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         {
             var items = new JsonArray();
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            var count = fields.Objects("prices", required: true, maxItems: 1000, f =>
+            var count = fields.Objects("prices", required: true, maxItems: ApiLimits.MaxItems, f =>
             {
                 var symbol = Instruments.ReadSymbol(f);
                 if (symbol is not null && !seen.Add(symbol))
@@ -82,7 +77,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
                     f.Fail("symbol", "appears more than once");
                 }
 
-                items.Add(new JsonObject { ["symbol"] = symbol, ["price"] = f.Decimal("price", true, 0m, 1e12m, 8) });
+                items.Add(new JsonObject { ["symbol"] = symbol, ["price"] = f.Decimal("price", true, ApiLimits.Positive) });
             });
             if (count == 0)
             {
@@ -125,7 +120,7 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         // repeat from a second deposit of the same amount.
         var key = Idempotency.ReadKey(context.Request, required: true, errors);
         var (deposit, error) = await RequestBody.ReadFieldsAsync(context.Request, fields => (
-            Amount: fields.Decimal("amount", required: true, greaterThan: 0m, lessThan: 1e15m, maxDecimals: 8),
+            Amount: fields.Decimal("amount", required: true, ApiLimits.Deposit),
             Reason: fields.String("reason", required: false, maxLength: 200) ?? "deposit"), context.CancellationToken, errors);
         if (error is not null)
         {
@@ -147,22 +142,22 @@ public sealed class AdminHandler(OrdersDatabase database, IEnumerable<IMaintenan
         {
             var userId = fields.Uuid("user_id", required: true);
             var positions = new JsonArray();
-            fields.Objects("positions", required: true, maxItems: 1000, f => positions.Add(new JsonObject
+            fields.Objects("positions", required: true, maxItems: ApiLimits.MaxItems, f => positions.Add(new JsonObject
             {
                 ["symbol"] = Instruments.ReadSymbol(f),
                 ["side"] = f.String("side", required: true, maxLength: 5, allowed: PositionSides),
-                ["quantity"] = f.Decimal("quantity", true, 0m, 1e12m, 8),
-                ["avg_entry_price"] = f.Decimal("avg_entry_price", true, 0m, 1e12m, 12),
-                ["stop_loss"] = f.Decimal("stop_loss", false, 0m, 1e12m, 8),
-                ["take_profit"] = f.Decimal("take_profit", false, 0m, 1e12m, 8),
+                ["quantity"] = f.Decimal("quantity", true, ApiLimits.Positive),
+                ["avg_entry_price"] = f.Decimal("avg_entry_price", true, ApiLimits.AveragePrice),
+                ["stop_loss"] = f.Decimal("stop_loss", false, ApiLimits.Positive),
+                ["take_profit"] = f.Decimal("take_profit", false, ApiLimits.Positive),
             }));
             // The broker's price of each symbol whose open position the snapshot drops or changes: the PnL of the
             // change is booked at it (the database says which symbols need one).
             var closingPrices = new JsonArray();
-            fields.Objects("closing_prices", required: false, maxItems: 1000, f => closingPrices.Add(new JsonObject
+            fields.Objects("closing_prices", required: false, maxItems: ApiLimits.MaxItems, f => closingPrices.Add(new JsonObject
             {
                 ["symbol"] = Instruments.ReadSymbol(f),
-                ["price"] = f.Decimal("price", true, 0m, 1e12m, 8),
+                ["price"] = f.Decimal("price", true, ApiLimits.Positive),
             }));
             return (UserId: userId, Positions: positions, ClosingPrices: closingPrices);
         }, context.CancellationToken);

@@ -163,8 +163,8 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
         var symbol = Instruments.ReadSymbol(fields);
         var side = fields.String("side", required: true, maxLength: 4, allowed: Sides);
         var type = fields.String("type", required: true, maxLength: 6, allowed: Types);
-        var quantity = fields.Decimal("quantity", required: true, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
-        var limitPrice = fields.Decimal("limit_price", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        var quantity = fields.Decimal("quantity", required: true, ApiLimits.Positive);
+        var limitPrice = fields.Decimal("limit_price", required: false, ApiLimits.Positive);
         if (type == "limit" && limitPrice is null && !fields.Errors.Any(e => e.Field == "limit_price"))
         {
             fields.Fail("limit_price", "is required for a limit order");
@@ -175,8 +175,8 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
         }
 
         var strategyId = fields.Uuid("strategy_id", required: false);
-        var stopLoss = fields.Decimal("stop_loss", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
-        var takeProfit = fields.Decimal("take_profit", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8);
+        var stopLoss = fields.Decimal("stop_loss", required: false, ApiLimits.Positive);
+        var takeProfit = fields.Decimal("take_profit", required: false, ApiLimits.Positive);
         return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit);
     }
 

@@ -22,8 +22,8 @@ public sealed class PositionsHandler(OrdersDatabase database)
         var (stops, error) = await RequestBody.ReadFieldsAsync(context.Request, fields =>
         {
             var stops = new Stops(
-                fields.Has("stop_loss"), fields.Decimal("stop_loss", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8),
-                fields.Has("take_profit"), fields.Decimal("take_profit", required: false, greaterThan: 0m, lessThan: 1e12m, maxDecimals: 8));
+                fields.Has("stop_loss"), fields.Decimal("stop_loss", required: false, ApiLimits.Positive),
+                fields.Has("take_profit"), fields.Decimal("take_profit", required: false, ApiLimits.Positive));
             if (!stops.SetStopLoss && !stops.SetTakeProfit)
             {
                 fields.Fail("body", "give stop_loss, take_profit or both (null clears one)");

@@ -105,10 +105,10 @@ public sealed class FieldReader
     }
 
     /// <summary>
-    /// An exact decimal given as a JSON number or a numeric string, within (min, max) and with at most
-    /// <paramref name="maxDecimals"/> digits after the point (trailing zeros do not count).
+    /// An exact decimal given as a JSON number or a numeric string, within <paramref name="range"/> (its bounds and
+    /// digits after the point; trailing zeros do not count).
     /// </summary>
-    public decimal? Decimal(string name, bool required, decimal? greaterThan, decimal lessThan, int maxDecimals, decimal? atLeast = null)
+    public decimal? Decimal(string name, bool required, DecimalRange range)
     {
         if (!TryGet(name, required, out var value))
         {
@@ -130,39 +130,34 @@ public sealed class FieldReader
             return null;
         }
 
-        switch (ExactDecimal.TryParse(raw, maxDecimals, ExactDecimal.IntegerDigitsOf(lessThan), out var number))
+        var problem = ExactDecimal.TryParse(raw, range.MaxDecimals, range.MaxIntegerDigits, out var number) switch
         {
-            case ExactDecimal.Problem.NotANumber:
-                Fail(name, "must be a number");
-                return null;
-            case ExactDecimal.Problem.TooManyDecimals:
-                Fail(name, $"must have at most {maxDecimals} decimals");
-                return null;
-            case ExactDecimal.Problem.TooLarge:
-                Fail(name, $"must be below {lessThan.ToString(CultureInfo.InvariantCulture)} in magnitude");
-                return null;
-        }
-
-        if (greaterThan is { } gt && number <= gt)
+            ExactDecimal.Problem.NotANumber => "must be a number",
+            ExactDecimal.Problem.TooManyDecimals => $"must have at most {range.MaxDecimals} decimals",
+            // Too many integer digits: past the upper bound, or (negative) past the lower one.
+            ExactDecimal.Problem.TooLarge => raw.TrimStart().StartsWith('-')
+                ? Bound("greater than", range.GreaterThan) ?? Bound("at least", range.AtLeast) ?? Bound("below", range.Below) ?? Bound("at most", range.AtMost)
+                : Bound("below", range.Below) ?? Bound("at most", range.AtMost),
+            _ => range switch
+            {
+                { GreaterThan: { } gt } when number <= gt => Bound("greater than", gt),
+                { AtLeast: { } min } when number < min => Bound("at least", min),
+                { Below: { } below } when number >= below => Bound("below", below),
+                { AtMost: { } max } when number > max => Bound("at most", max),
+                _ => null,
+            },
+        };
+        if (problem is not null)
         {
-            Fail(name, $"must be greater than {gt.ToString(CultureInfo.InvariantCulture)}");
-            return null;
-        }
-
-        if (atLeast is { } min && number < min)
-        {
-            Fail(name, $"must be at least {min.ToString(CultureInfo.InvariantCulture)}");
-            return null;
-        }
-
-        if (Math.Abs(number) >= lessThan)
-        {
-            Fail(name, $"must be below {lessThan.ToString(CultureInfo.InvariantCulture)} in magnitude");
+            Fail(name, problem);
             return null;
         }
 
         return Json.Normalize(number);
     }
+
+    private static string? Bound(string relation, decimal? bound) =>
+        bound is { } b ? $"must be {relation} {b.ToString(CultureInfo.InvariantCulture)}" : null;
 
     /// <summary>
     /// An array of objects, each read by <paramref name="readItem"/> with its own reader whose errors are named
