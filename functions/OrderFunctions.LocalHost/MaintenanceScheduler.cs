@@ -14,12 +14,15 @@ public sealed partial class MaintenanceScheduler(IEnumerable<IMaintenanceJob> jo
 {
     private static readonly TimeSpan MaxWait = TimeSpan.FromDays(1);
 
+    /// <summary>The jobs it runs, each on its own schedule.</summary>
+    public IReadOnlyList<IMaintenanceJob> Jobs { get; } = [.. jobs];
+
     public static CronExpression Parse(string expression) => CronExpression.Parse(expression, CronFormat.IncludeSeconds);
 
     public string ScheduleOf(string job) => settings.ScheduleOf(job);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(jobs.Select(job => RunOnScheduleAsync(job, Parse(ScheduleOf(job.Name)), stoppingToken)));
+        Task.WhenAll(Jobs.Select(job => RunOnScheduleAsync(job, Parse(ScheduleOf(job.Name)), stoppingToken)));
 
     private async Task RunOnScheduleAsync(IMaintenanceJob job, CronExpression schedule, CancellationToken stoppingToken)
     {

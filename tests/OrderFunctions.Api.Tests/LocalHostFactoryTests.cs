@@ -22,12 +22,4 @@ public sealed class LocalHostFactoryTests(ApiFixture api) : IClassFixture<ApiFix
         Assert.Equal("", settings.ArchiveStorage.ConnectionString);
         Assert.All(MaintenanceJobs.All, job => Assert.Equal(job.DefaultSchedule, settings.ScheduleOf(job.Name)));
     }
-
-    [HostFact(ApiHost.Local, "LocalHost's scheduler is a hosted service in its container; the worker test host fires no timer unless asked")]
-    public void Test_host_runs_no_scheduled_maintenance_job()
-    {
-        var hosted = api.Factory.Services.GetServices<IHostedService>();
-
-        Assert.DoesNotContain(hosted, service => service is MaintenanceScheduler);
-    }
 }

@@ -114,14 +114,81 @@ public sealed partial class OpenApiDocumentTests(ApiFixture api) : IClassFixture
     }
 
     [Fact]
-    public void Error_codes_in_the_document_are_exactly_those_the_API_returns()
+    public void Error_codes_in_the_document_are_exactly_those_the_API_can_answer()
     {
         var schemas = Map(Map(Document.Value, "components"), "schemas");
         var documented = ((YamlSequenceNode)Map(schemas, "ErrorCode").Children[new YamlScalarNode("enum")]).Children
-            .Select(c => ((YamlScalarNode)c).Value!).Order();
+            .Select(c => ((YamlScalarNode)c).Value!).ToHashSet(StringComparer.Ordinal);
+        var answerable = AnswerableErrorCodes();
 
-        Assert.Equal(ErrorCodes.All.Order(), documented);
+        Assert.True(answerable.Count > 10, "found too few error codes in db/migrations and functions/: " + string.Join(", ", answerable));
+        Assert.True(answerable.SetEquals(documented),
+            "no code answers " + string.Join(", ", documented.Except(answerable).Order()) +
+            "; undocumented: " + string.Join(", ", answerable.Except(documented).Order()));
     }
+
+    [Fact]
+    public void Every_code_the_API_can_answer_has_a_status_and_title_and_no_other_code_has()
+    {
+        var answerable = AnswerableErrorCodes();
+
+        Assert.Equal(answerable.Order(StringComparer.Ordinal), ErrorCodes.All.Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// What a response can carry as error_code, read from the product: the codes the stored functions answer
+    /// (error_envelope('X', ...), validation_error's envelope(false, 'X', ...), and a code variable assigned 'X'
+    /// before it is enveloped) and the codes the C# layer answers itself (ErrorCodes.X anywhere in functions/).
+    /// </summary>
+    private static HashSet<string> AnswerableErrorCodes()
+    {
+        var root = RepositoryRoot();
+        var codes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var script in Directory.EnumerateFiles(Path.Combine(root, "db", "migrations"), "*.sql"))
+        {
+            foreach (Match match in SqlErrorCode().Matches(File.ReadAllText(script)))
+            {
+                codes.Add(match.Groups["code"].Value);
+            }
+        }
+
+        foreach (var source in Directory.EnumerateFiles(Path.Combine(root, "functions"), "*.cs", SearchOption.AllDirectories))
+        {
+            if (Path.GetFileName(source) == nameof(ErrorCodes) + ".cs" || source.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            foreach (Match match in CSharpErrorCode().Matches(File.ReadAllText(source)))
+            {
+                if (typeof(ErrorCodes).GetField(match.Groups["name"].Value) is { IsLiteral: true } constant)
+                {
+                    codes.Add((string)constant.GetRawConstantValue()!);
+                }
+            }
+        }
+
+        return codes;
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "global.json")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"no global.json above {AppContext.BaseDirectory}: run the tests inside the repository");
+    }
+
+    [GeneratedRegex(@"(?:error_envelope\(\s*|envelope\(\s*false\s*,\s*|\b\w*code\w*\s*:=\s*)'(?<code>[A-Z][A-Z_]+)'")]
+    private static partial Regex SqlErrorCode();
+
+    [GeneratedRegex(@"(?<![\w.])ErrorCodes\.(?<name>\w+)")]
+    private static partial Regex CSharpErrorCode();
 
     [Fact]
     public void Every_reference_resolves()

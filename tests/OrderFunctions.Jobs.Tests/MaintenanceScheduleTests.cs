@@ -1,6 +1,8 @@
 using Dapper;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrderFunctions.Core;
@@ -17,15 +19,39 @@ public sealed class MaintenanceScheduleTests
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
 
     [Fact]
-    public void Functions_timer_bindings_name_the_same_settings_the_local_scheduler_reads()
+    public void The_local_scheduler_reads_each_registered_job_s_schedule_from_the_setting_its_Functions_timer_binds()
     {
-        var settings = Load(new() { ["ORPHAN_SCAN_SCHEDULE"] = "0 */5 * * * *", ["AUDIT_RETENTION_SCHEDULE"] = "0 0 3 * * *" });
-        var scheduler = new MaintenanceScheduler([], settings, TimeProvider.System, NullLogger<MaintenanceScheduler>.Instance);
+        // A schedule of its own for every job, so that a job reading another's setting shows.
+        var values = MaintenanceJobs.All.Select((job, i) => (job, schedule: $"0 {i} 3 * * *"))
+            .ToDictionary(x => x.job.ScheduleSetting, x => (string?)x.schedule);
+        var scheduler = new MaintenanceScheduler([], Load(values), TimeProvider.System, NullLogger<MaintenanceScheduler>.Instance);
 
-        Assert.Equal("%ORPHAN_SCAN_SCHEDULE%", Schedules.OrphanScan);
-        Assert.Equal("%AUDIT_RETENTION_SCHEDULE%", Schedules.AuditRetention);
-        Assert.Equal("0 */5 * * * *", scheduler.ScheduleOf(JobNames.OrphanScan));
-        Assert.Equal("0 0 3 * * *", scheduler.ScheduleOf(JobNames.AuditRetention));
+        Assert.All(MaintenanceJobs.All, job =>
+        {
+            Assert.Equal("%" + job.ScheduleSetting + "%", job.ScheduleBinding);
+            Assert.Equal(values[job.ScheduleSetting], scheduler.ScheduleOf(job.Name));
+        });
+    }
+
+    [Fact]
+    public async Task LocalHost_runs_the_maintenance_scheduler_over_every_registered_job()
+    {
+        // LocalHost as its Program builds it (the API tests' factory removes the scheduler, so this is where it is tested).
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Database:ConnectionString"] = "Host=127.0.0.1;Database=unused",
+            ["Auth:Issuer"] = "https://issuer.jobs-tests.invalid/",
+            ["Auth:Audience"] = "api://jobs-tests",
+            ["Auth:SigningKey"] = "jobs-tests-hs256-signing-key-0123456789abcdef",
+        });
+        builder.AddOrderFunctionsLocalHost();
+        await using var app = builder.Build();
+
+        var scheduler = Assert.Single(app.Services.GetServices<IHostedService>().OfType<MaintenanceScheduler>());
+
+        Assert.Equal(JobNames.All, scheduler.Jobs.Select(j => j.Name));
+        Assert.All(MaintenanceJobs.All, job => Assert.Equal(job.DefaultSchedule, scheduler.ScheduleOf(job.Name)));
     }
 
     [Fact]

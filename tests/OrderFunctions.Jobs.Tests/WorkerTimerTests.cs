@@ -97,28 +97,56 @@ public sealed class WorkerTimerTests : IAsyncLifetime
         Assert.Contains(await _db.RunsAsync(), r => r.Job == JobNames.OrphanScan && r.Trigger == "timer" && r.Status == JobRun.Succeeded);
     }
 
+    [Fact]
+    public async Task Every_registered_job_has_one_worker_timer_on_its_schedule_setting_and_firing_it_runs_that_job()
+    {
+        // The worker as the Functions host loads it: a job registered without a timer, or a timer on another job's
+        // setting or running another job, fails here.
+        var worker = await StartWorkerAsync();
+        var timers = worker.Functions.Where(f => f.IsTimer).ToList();
+
+        Assert.Equal(MaintenanceJobs.All.Count, timers.Count);
+        foreach (var job in MaintenanceJobs.All)
+        {
+            var timer = Assert.Single(timers, t => t.Schedule == job.ScheduleBinding);
+            var before = (await _db.RunsAsync()).Select(r => r.Id).ToHashSet();
+
+            var invocation = await worker.InvokeTimerAsync(timer.Name, isPastDue: false);
+
+            Assert.Equal("Success", invocation.Status);
+            var run = Assert.Single(await _db.RunsAsync(), r => !before.Contains(r.Id));
+            Assert.Equal((job.Name, "timer"), (run.Job, run.Trigger));
+        }
+
+        worker.EnsureHealthy();
+    }
+
     private async Task<FunctionsWorkerHost> StartWorkerAsync(string? orphanScanSchedule = null)
     {
-        _worker = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions
+        var settings = new Dictionary<string, string>
         {
-            Settings = new Dictionary<string, string>
-            {
-                ["Database__ConnectionString"] = _db.Fixture.AppConnectionString,
-                ["Auth__Issuer"] = "https://issuer.jobs-tests.invalid/",
-                ["Auth__Audience"] = "api://jobs-tests",
-                ["Auth__SigningKey"] = "jobs-tests-hs256-signing-key-0123456789abcdef",
-                ["ArchiveStorage__ConnectionString"] = _archive.Settings.ConnectionString,
-                ["ArchiveStorage__serviceUri"] = "",
-                ["ArchiveStorage__ContainerName"] = _archive.Settings.ContainerName,
-                ["Maintenance__RetentionBatchSize"] = "2",
-                // Far from now unless a test asks for its own: no run but the ones a test fires.
-                [Schedules.OrphanScanSetting] = orphanScanSchedule ?? "0 0 0 1 1 *",
-                [Schedules.AuditRetentionSetting] = "0 0 0 1 1 *",
-                [Schedules.ChainHeadsSetting] = "0 0 0 1 1 *",
-                [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
-            },
-            RunTimersOnSchedule = orphanScanSchedule is not null,
-        });
+            ["Database__ConnectionString"] = _db.Fixture.AppConnectionString,
+            ["Auth__Issuer"] = "https://issuer.jobs-tests.invalid/",
+            ["Auth__Audience"] = "api://jobs-tests",
+            ["Auth__SigningKey"] = "jobs-tests-hs256-signing-key-0123456789abcdef",
+            ["ArchiveStorage__ConnectionString"] = _archive.Settings.ConnectionString,
+            ["ArchiveStorage__serviceUri"] = "",
+            ["ArchiveStorage__ContainerName"] = _archive.Settings.ContainerName,
+            ["Maintenance__RetentionBatchSize"] = "2",
+            [FunctionsWorkerHost.BodySizeLimitSetting] = RepositorySettings.Sample(FunctionsWorkerHost.BodySizeLimitSetting),
+        };
+        // Far from now unless a test asks for its own: no run but the ones a test fires.
+        foreach (var job in MaintenanceJobs.All)
+        {
+            settings[job.ScheduleSetting] = "0 0 0 1 1 *";
+        }
+
+        if (orphanScanSchedule is not null)
+        {
+            settings[Schedules.OrphanScanSetting] = orphanScanSchedule;
+        }
+
+        _worker = await FunctionsWorkerHost.StartAsync(new FunctionsHostOptions { Settings = settings, RunTimersOnSchedule = orphanScanSchedule is not null });
         return _worker;
     }
 
