@@ -115,28 +115,6 @@ public sealed class ConcurrencyTests(DatabaseFixture database) : IClassFixture<D
         }
     }
 
-    private sealed class RetryCounter
-    {
-        private int _deadlocks;
-        private int _serializationFailures;
-
-        public int Deadlocks => _deadlocks;
-
-        public int SerializationFailures => _serializationFailures;
-
-        public void Count(string sqlState)
-        {
-            if (sqlState == PostgresErrorCodes.DeadlockDetected)
-            {
-                Interlocked.Increment(ref _deadlocks);
-            }
-            else
-            {
-                Interlocked.Increment(ref _serializationFailures);
-            }
-        }
-    }
-
     /// <summary>
     /// Opens one connection and transaction per request and sets its context, then releases every call at once.
     /// Deadlocks and serialization failures are retried as the application does (bounded) and counted.

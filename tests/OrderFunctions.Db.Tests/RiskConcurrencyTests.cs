@@ -264,36 +264,14 @@ public sealed class RiskConcurrencyTests(DatabaseFixture database) : IClassFixtu
         }
     }
 
-    private sealed class Retries
-    {
-        private int _deadlocks;
-        private int _serializationFailures;
-
-        public int Deadlocks => _deadlocks;
-
-        public int SerializationFailures => _serializationFailures;
-
-        public void Count(string sqlState)
-        {
-            if (sqlState == PostgresErrorCodes.DeadlockDetected)
-            {
-                Interlocked.Increment(ref _deadlocks);
-            }
-            else
-            {
-                Interlocked.Increment(ref _serializationFailures);
-            }
-        }
-    }
-
     /// <summary>
     /// Starts every call at once (each on its own connection, in its own transaction) in a shuffled order and waits
     /// for all. Deadlocks and serialization failures are retried, as the application does, and counted; any other
     /// failure, or an answer other than success, fails the test.
     /// </summary>
-    private static async Task<Retries> RaceAsync(List<Func<Task<Envelope>>> calls)
+    private static async Task<RetryCounter> RaceAsync(List<Func<Task<Envelope>>> calls)
     {
-        var retries = new Retries();
+        var retries = new RetryCounter();
         var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var shuffled = calls.OrderBy(_ => Random.Shared.Next()).ToList();
         var running = shuffled.Select(call => Task.Run(async () =>
