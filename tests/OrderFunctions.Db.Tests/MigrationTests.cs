@@ -99,6 +99,41 @@ public sealed class MigrationTests : IAsyncLifetime
         Assert.StartsWith("invalid connection string", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Repeating_the_maintenance_script_drops_the_retention_functions_old_names()
+    {
+        // A database migrated before the rename has audit_archive_rows and archive_audit_rows; R__07 runs again
+        // (its checksum changed) and must not leave them callable beside the new names.
+        Migrator.Run(MigrationCommand.Migrate, ConnectionString);
+        await ExecuteAsync("""
+            BEGIN;
+            SET LOCAL ROLE orders_owner;
+            CREATE FUNCTION trading.audit_archive_rows(text, bigint, timestamptz, integer) RETURNS TABLE (id bigint, line text)
+                LANGUAGE sql AS 'SELECT 1::bigint, ''''::text';
+            RESET ROLE;
+            SET LOCAL ROLE orders_archiver;
+            CREATE FUNCTION trading.archive_audit_rows(bigint, text, bigint, bigint, timestamptz, integer, text, text) RETURNS jsonb
+                LANGUAGE sql AS 'SELECT ''{}''::jsonb';
+            COMMIT;
+            """);
+        var script = Migrator.Scripts.Single(s => s.Name == "R__07_maintenance.sql").Sql;
+
+        await ExecuteAsync("BEGIN;\n" + script + "\nCOMMIT;");
+
+        Assert.Equal(["audit_rows_to_archive", "delete_archived_audit_rows"], await QueryNamesAsync("""
+            SELECT proname FROM pg_proc
+            WHERE pronamespace = 'trading'::regnamespace
+              AND proname IN ('audit_archive_rows', 'archive_audit_rows', 'audit_rows_to_archive', 'delete_archived_audit_rows')
+            ORDER BY proname
+            """));
+    }
+
+    private async Task<List<string>> QueryNamesAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        return (await connection.QueryAsync<string>(sql)).AsList();
+    }
+
     private async Task<List<string>> AppliedScriptsAsync()
     {
         await using var connection = new NpgsqlConnection(ConnectionString);
