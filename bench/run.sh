@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (DESIGN.md §8): starts the local PostgreSQL of scripts/lib/postgres.sh (durable settings,
+# The benchmark (docs/scale.md): starts the local PostgreSQL of scripts/lib/postgres.sh (durable settings,
 # fsync on) unless ORDERS_BENCH_POSTGRES names a server, then runs bench/OrderFunctions.Bench, which
 # recreates the databases orders_bench and orders_bench_tpcb on it.
 #

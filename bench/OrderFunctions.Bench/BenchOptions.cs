@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace OrderFunctions.Bench;
 
-/// <summary>What to run. Defaults are the full benchmark of DESIGN.md §8; <c>--smoke</c> shrinks it to seconds.</summary>
+/// <summary>What to run. Defaults are the full benchmark of docs/scale.md; <c>--smoke</c> shrinks it to seconds.</summary>
 public sealed record BenchOptions
 {
     public required string AdminConnectionString { get; init; }

@@ -1,6 +1,6 @@
 using OrderFunctions.Bench;
 
-// Benchmark of DESIGN.md §8: HTTP orders/s on Kestrel vs pgbench (execute_order direct, tpcb-like) on one server.
+// The benchmark (docs/scale.md): HTTP orders/s on Kestrel vs pgbench (execute_order direct, tpcb-like) on one server.
 BenchOptions options;
 try
 {

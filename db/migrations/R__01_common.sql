@@ -14,7 +14,7 @@ AS $$
     SELECT nullif(current_setting('app.user_id', true), '')::uuid
 $$;
 
--- The one response shape of every stored function (DESIGN.md §3).
+-- The one response shape of every stored function (docs/architecture.md, "The envelope").
 CREATE OR REPLACE FUNCTION envelope(p_success boolean, p_error_code text, p_error_message text, p_status integer, p_data jsonb)
     RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE

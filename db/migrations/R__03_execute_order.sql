@@ -1,4 +1,4 @@
--- execute_order: one call = one round trip = one transaction (DESIGN.md §3).
+-- execute_order: one call = one round trip = one transaction (docs/architecture.md).
 SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 

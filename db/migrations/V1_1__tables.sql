@@ -1,4 +1,4 @@
--- The whole data model of DESIGN.md §2. Every object is owned by orders_owner.
+-- The whole data model (docs/architecture.md). Every object is owned by orders_owner.
 -- Tenant tables carry user_id and every key/FK between them includes it, so the schema can later be
 -- distributed by user_id (Citus) with each order transaction on one shard.
 -- FK actions: RESTRICT for money and history, CASCADE for pure children, SET NULL (column) for optional tags.

@@ -1,5 +1,5 @@
 -- Idempotency for admin deposits: the Idempotency-Key of a deposit and the response it produced, so a
--- deposit sent twice, or retried after a lost connection, moves money once (DESIGN.md §3's rules for
+-- deposit sent twice, or retried after a lost connection, moves money once (the idempotency rules for
 -- orders, applied to the other way money enters). Written only by trading.deposit(), after the deposit
 -- (which may create the account); kept like orders' keys, for as long as the account exists.
 SET LOCAL ROLE orders_owner;

@@ -5,7 +5,7 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Db.Tests;
 
 /// <summary>
-/// Unexpected errors inside the money functions (DESIGN.md §3): everything the call wrote is rolled back, one
+/// Unexpected errors inside the money functions: everything the call wrote is rolled back, one
 /// error_log row records it, the caller gets INTERNAL_ERROR 500, and an order's key stays free for a retry.
 /// The fault is a trigger injected into this test class's own database: it fails any fill, or ROLLED_BACK
 /// execution log of an order, for a symbol listed in public.failing_symbols: late in the call, after other rows

@@ -5,7 +5,7 @@ using OrderFunctions.Testing;
 
 namespace OrderFunctions.Db.Tests;
 
-/// <summary>The schema as code: each deliberate choice of DESIGN.md §2 read back from the catalogs.</summary>
+/// <summary>The schema as code: each deliberate choice of the data model read back from the catalogs.</summary>
 public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<DatabaseFixture>
 {
     private static readonly string[] TenantTables =

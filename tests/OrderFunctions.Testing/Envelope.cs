@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace OrderFunctions.Testing;
 
 /// <summary>
-/// The response every stored function and every route returns (DESIGN.md §3), read from its JSON text.
+/// The response every stored function and every route returns, read from its JSON text.
 /// Money is read as exact decimals, never as doubles.
 /// </summary>
 public sealed class Envelope

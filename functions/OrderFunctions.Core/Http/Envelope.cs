@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 
 namespace OrderFunctions.Core.Http;
 
-/// <summary>The response shape of DESIGN.md §3, shared with the stored functions.</summary>
+/// <summary>The response shape shared with the stored functions (docs/architecture.md, "The envelope").</summary>
 public static class Envelope
 {
     public static JsonObject Create(bool success, string? errorCode, string? message, int status, JsonNode? data) => new()

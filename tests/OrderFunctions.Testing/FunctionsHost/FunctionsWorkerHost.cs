@@ -52,6 +52,7 @@ public sealed class FunctionsWorkerHost : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _schedules = [];
     private readonly List<string> _failures = [];
+    private int _exitRecorded;
     private WebApplication? _rpc;
     private WebApplication? _front;
     private Process? _worker;
@@ -142,6 +143,13 @@ public sealed class FunctionsWorkerHost : IAsyncDisposable
     /// <summary>Fails with the worker's logs when it crashed or an invocation failed since the host started.</summary>
     public void EnsureHealthy()
     {
+        // The exit is otherwise recorded when the process's exit event is observed, which can come after a failed
+        // invocation has already answered the caller: a dead worker is reported whichever is seen first.
+        if (_worker is { HasExited: true })
+        {
+            RecordUnexpectedExit();
+        }
+
         lock (_failures)
         {
             if (_failures.Count > 0)
@@ -313,12 +321,19 @@ public sealed class FunctionsWorkerHost : IAsyncDisposable
             return;
         }
 
-        if (!_terminating)
+        RecordUnexpectedExit();
+    }
+
+    private void RecordUnexpectedExit()
+    {
+        if (_terminating || Interlocked.Exchange(ref _exitRecorded, 1) == 1)
         {
-            var message = $"the worker process exited unexpectedly with code {SafeExitCode()}";
-            _connection.Fail(message);
-            Record(message);
+            return;
         }
+
+        var message = $"the worker process exited unexpectedly with code {SafeExitCode()}";
+        _connection.Fail(message);
+        Record(message);
     }
 
     private string SafeExitCode()
