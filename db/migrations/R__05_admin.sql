@@ -113,7 +113,7 @@ DECLARE
     v_problem    jsonb;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_positions IS NULL OR jsonb_typeof(p_positions) <> 'array' THEN
         RETURN validation_error('positions', 'must be an array');
     ELSIF jsonb_array_length(p_positions) > 1000 THEN
@@ -126,7 +126,7 @@ BEGIN
 
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the trader has no account', 404);
+        RETURN error_envelope('USER_NOT_FOUND', 'the trader has no account');
     END IF;
 
     -- Errors name items by their place in the request, so iterate in request order.
@@ -145,14 +145,14 @@ BEGIN
             RETURN validation_error(format('positions[%s].symbol', v_item.item_index), 'appears more than once');
         ELSIF v_item.side IS NULL OR v_item.side NOT IN ('long', 'short') THEN
             RETURN validation_error(format('positions[%s].side', v_item.item_index), 'must be long or short');
-        ELSIF v_item.quantity IS NULL OR v_item.quantity <= 0 OR scale(v_item.quantity) > 8 OR v_item.quantity >= 1e12 THEN
+        ELSIF v_item.quantity IS NULL OR v_item.quantity <= 0 OR NOT within_money_range(v_item.quantity) THEN
             RETURN validation_error(format('positions[%s].quantity', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         ELSIF v_item.avg_entry_price IS NULL OR v_item.avg_entry_price <= 0 OR scale(v_item.avg_entry_price) > 12
               OR v_item.avg_entry_price >= 1e12 THEN
             RETURN validation_error(format('positions[%s].avg_entry_price', v_item.item_index), 'must be greater than 0 with at most 12 decimals');
-        ELSIF v_item.stop_loss IS NOT NULL AND (v_item.stop_loss <= 0 OR scale(v_item.stop_loss) > 8 OR v_item.stop_loss >= 1e12) THEN
+        ELSIF v_item.stop_loss IS NOT NULL AND (v_item.stop_loss <= 0 OR NOT within_money_range(v_item.stop_loss)) THEN
             RETURN validation_error(format('positions[%s].stop_loss', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
-        ELSIF v_item.take_profit IS NOT NULL AND (v_item.take_profit <= 0 OR scale(v_item.take_profit) > 8 OR v_item.take_profit >= 1e12) THEN
+        ELSIF v_item.take_profit IS NOT NULL AND (v_item.take_profit <= 0 OR NOT within_money_range(v_item.take_profit)) THEN
             RETURN validation_error(format('positions[%s].take_profit', v_item.item_index), 'must be greater than 0 with at most 8 decimals');
         END IF;
         -- The broker's stops may sit anywhere relative to today's price (a trailing stop in profit), but a long's
@@ -175,7 +175,7 @@ BEGIN
             RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'unknown instrument');
         ELSIF v_item.copies > 1 THEN
             RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'appears more than once');
-        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR scale(v_item.price) > 8 OR v_item.price >= 1e12 THEN
+        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR NOT within_money_range(v_item.price) THEN
             RETURN validation_error(format('closing_prices[%s].price', v_item.item_index), 'must be greater than 0 with at most 8 decimals, below 1e12');
         END IF;
     END LOOP;

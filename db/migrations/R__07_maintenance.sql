@@ -144,7 +144,7 @@ BEGIN
     IF v_count <> p_row_count OR v_sha256 <> p_sha256 THEN
         RETURN error_envelope('ARCHIVE_MISMATCH',
             format('the archive holds %s rows with sha256 %s but the database has %s rows with sha256 %s; nothing was deleted',
-                   p_row_count, p_sha256, v_count, v_sha256), 409);
+                   p_row_count, p_sha256, v_count, v_sha256));
     END IF;
 
     INSERT INTO audit_archives (table_name, blob_name, first_id, last_id, row_count, sha256, cutoff, maintenance_run_id)

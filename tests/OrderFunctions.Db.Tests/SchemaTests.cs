@@ -22,7 +22,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var tables = await NamesAsync("SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind IN ('r', 'p')");
 
         Assert.Equal(
-            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
+            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_codes", "error_log", "execution_logs", "fills",
+             "instruments",
              "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "risk_events", "strategies", "write_offs"],
             tables);
     }
