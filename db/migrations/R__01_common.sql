@@ -96,6 +96,20 @@ AS $$
            END
 $$;
 
+-- A UUID whose first 48 bits are the Unix time in milliseconds (the layout of RFC 9562's version 7), the rest random.
+-- Keys made of it grow at the right edge of their indexes: an order's rows then touch a few recent index pages
+-- instead of a random page of each large index (fewer pages to read, and fewer full-page images in the WAL after a
+-- checkpoint). Ids stay opaque: nothing reads the time back from them.
+CREATE OR REPLACE FUNCTION time_ordered_uuid()
+    RETURNS uuid
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+AS $$
+    SELECT encode(set_byte(overlay(uuid_send(gen_random_uuid())
+                                   PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                                   FROM 1 FOR 6),
+                           6, (get_byte(uuid_send(gen_random_uuid()), 6) & 15) | 112), 'hex')::uuid
+$$;
+
 -- Money is rounded to 8 decimals, half away from zero (numeric round); the C# oracle does the same.
 -- Unrealized PnL of a position marked at a price, rounded per position.
 CREATE OR REPLACE FUNCTION position_unrealized_pnl(p_side text, p_quantity numeric, p_avg_entry_price numeric, p_mark_price numeric, p_contract_size numeric)

@@ -111,8 +111,8 @@ AS $$
 DECLARE
     v_user        uuid := app_current_user();
     v_now         timestamptz := now();
-    v_order_id    uuid := gen_random_uuid();
-    v_tx          uuid := gen_random_uuid();
+    v_order_id    uuid := time_ordered_uuid();
+    v_tx          uuid := time_ordered_uuid();
     v_account     accounts%ROWTYPE;
     v_instrument  instruments%ROWTYPE;
     v_position    positions%ROWTYPE;
@@ -379,8 +379,8 @@ BEGIN
                     'executed', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
                     v_price, v_now, v_commission, v_realized - v_commission + v_write_off, v_margin - v_released, v_realized, v_write_off,
                     v_result.id, CASE WHEN v_has_position THEN to_jsonb(v_position) END, v_result.version, v_now, v_now);
-            INSERT INTO fills (user_id, order_id, symbol, strategy_id, side, quantity, price, commission, realized_pnl, transaction_id, filled_at)
-            VALUES (v_user, v_order_id, p_symbol, p_strategy_id, p_side, p_quantity, v_price, v_commission, v_realized, v_tx, v_now);
+            INSERT INTO fills (user_id, id, order_id, symbol, strategy_id, side, quantity, price, commission, realized_pnl, transaction_id, filled_at)
+            VALUES (v_user, time_ordered_uuid(), v_order_id, p_symbol, p_strategy_id, p_side, p_quantity, v_price, v_commission, v_realized, v_tx, v_now);
             INSERT INTO execution_logs (user_id, order_id, event, transaction_id, details)
             VALUES (v_user, v_order_id, 'EXECUTED', v_tx,
                     jsonb_build_object('symbol', p_symbol, 'side', p_side, 'quantity', p_quantity, 'price', v_price,
