@@ -44,12 +44,21 @@ public sealed class OtlpTraceReceiver : IAsyncDisposable
 
     public IReadOnlyList<ReceivedSpan> Spans => [.. _spans];
 
-    /// <summary>The settings that make a host export its traces here promptly (a 100 ms batch delay).</summary>
+    /// <summary>
+    /// The settings that make a host export its traces here promptly (a 100 ms batch delay) and completely. A host
+    /// started in the test process (LocalHost under WebApplicationFactory) listens to Npgsql's activity source
+    /// process-wide, so it also records every command the tests and the other fixtures running in parallel send; the
+    /// default queue of 2,048 spans then overflows under load and drops spans at random, among them the one a test
+    /// counts (a trade listing's single command was once missing from its trace in CI). A queue that large is never
+    /// full between two 100 ms exports.
+    /// </summary>
     public IReadOnlyDictionary<string, string> ExporterSettings => new Dictionary<string, string>
     {
         ["OTEL_EXPORTER_OTLP_ENDPOINT"] = Endpoint.ToString().TrimEnd('/'),
         ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
         ["OTEL_BSP_SCHEDULE_DELAY"] = "100",
+        ["OTEL_BSP_MAX_QUEUE_SIZE"] = "262144",
+        ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = "8192",
     };
 
     public static async Task<OtlpTraceReceiver> StartAsync()
