@@ -460,22 +460,59 @@ BEGIN
 END
 $$;
 
--- Liquidates the accounts of p_users whose margin level is below p_level: locks them (ascending, one statement),
--- then closes, round by round, each such account's open position with the largest loss (ties: the oldest) at
--- its instrument's last price, until every account is at or above the level or has nothing left to close
--- (positions of halted or unpriced instruments cannot be closed). Returns the closes made.
-CREATE OR REPLACE FUNCTION liquidate_below(p_users uuid[], p_level numeric)
+-- Closes queued stop-loss / take-profit events, round by round (one close per account per round, oldest first), and
+-- deletes them. Returns the closes made.
+CREATE OR REPLACE FUNCTION close_queued(p_events risk_events[])
+    RETURNS TABLE (closed_user_id uuid, closed_kind text, closed_write_off numeric)
+    LANGUAGE plpgsql
+    SET search_path = trading, pg_temp
+AS $$
+DECLARE
+    v_rounds integer;
+BEGIN
+    SELECT max(n) INTO v_rounds FROM (SELECT count(*) AS n FROM unnest(p_events) GROUP BY user_id) x;
+    FOR v_round IN 1..coalesce(v_rounds, 0) LOOP
+        RETURN QUERY SELECT * FROM close_positions(ARRAY(
+            SELECT ROW(e.user_id, e.position_id, e.kind, e.price, NULL)::risk_close
+            FROM (SELECT e.*, row_number() OVER (PARTITION BY e.user_id ORDER BY e.id) AS n FROM unnest(p_events) e) e
+            WHERE e.n = v_round
+            ORDER BY e.user_id));
+    END LOOP;
+    DELETE FROM risk_events WHERE id IN (SELECT e.id FROM unnest(p_events) e);
+END
+$$;
+
+-- Liquidates the accounts of p_users whose margin level is below p_level: first closes their queued stop-loss and
+-- take-profit events (stops before stop-out: a position whose own stop a price crossed closes as that, never as a
+-- liquidation, even when batches run in parallel), then locks the accounts (ascending, one statement) and
+-- closes, round by round, each such account's open position with the largest loss (ties: the oldest) at its
+-- instrument's last price, until every account is at or above the level or has nothing left to close (positions
+-- of halted or unpriced instruments cannot be closed). p_wait: wait for a queued close another batch holds (it is
+-- gone once that batch commits), so a margin check never overtakes a stop; only a caller holding no account lock
+-- may wait (that batch locks accounts while holding its events). Without it, those closes are left to their batch.
+-- Returns the closes made.
+DROP FUNCTION IF EXISTS liquidate_below(uuid[], numeric);
+CREATE OR REPLACE FUNCTION liquidate_below(p_users uuid[], p_level numeric, p_wait boolean)
     RETURNS TABLE (closed_user_id uuid, closed_kind text, closed_write_off numeric)
     LANGUAGE plpgsql
     SET search_path = trading, pg_temp
 AS $$
 DECLARE
     v_users  uuid[] := p_users;
+    v_events risk_events[];
     v_closes risk_close[];
 BEGIN
     IF coalesce(cardinality(v_users), 0) = 0 THEN
         RETURN;
+    ELSIF p_wait THEN
+        SELECT array_agg(e ORDER BY e.id) INTO v_events
+        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND user_id = ANY (v_users) ORDER BY id FOR UPDATE) e;
+    ELSE
+        SELECT array_agg(e ORDER BY e.id) INTO v_events
+        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND user_id = ANY (v_users) ORDER BY id FOR UPDATE SKIP LOCKED) e;
     END IF;
+    RETURN QUERY SELECT * FROM close_queued(v_events);
+
     PERFORM 1 FROM accounts WHERE user_id = ANY (v_users) ORDER BY user_id FOR UPDATE;
     LOOP
         v_closes := ARRAY(
@@ -498,8 +535,8 @@ $$;
 
 -- One bounded batch of the risk engine, in the caller's transaction; the app calls it until it answers
 -- done = true. It takes the oldest queued work nobody else holds (SKIP LOCKED, so batches run in parallel):
---   a margin check of a symbol: liquidates up to p_limit of its holders below the stop-out level; the check
---     stays queued while more may remain;
+--   a margin check of a symbol: liquidates up to p_limit of its holders below the stop-out level (their queued
+--     stops first, waiting for a batch that is closing one); the check stays queued while more may remain;
 --   otherwise up to p_limit queued stop-loss / take-profit closes (one per account per round), then liquidates
 --     the accounts they closed that the closes' commission left below the stop-out level.
 -- p_stop_out_level is Risk__StopOutLevel; the app passes it, as it does every call (it is not stored here).
@@ -512,13 +549,10 @@ AS $$
 DECLARE
     v_first       risk_events%ROWTYPE;
     v_events      risk_events[];
-    v_rounds      integer;
     v_candidates  uuid[];
     v_handled     integer := 0;
     v_closed      record;
-    v_stop_loss   integer := 0;
-    v_take_profit integer := 0;
-    v_liquidated  integer := 0;
+    v_made        text[] := '{}';
     v_written_off numeric := 0;
     v_closed_users uuid[] := '{}';
     v_sqlstate    text;
@@ -548,8 +582,8 @@ BEGIN
                               WHERE p.user_id = b.user_id AND p.status = 'open' AND i.tradable AND i.last_price IS NOT NULL)
                 ORDER BY b.user_id
                 LIMIT p_limit);
-            FOR v_closed IN SELECT * FROM liquidate_below(v_candidates, p_stop_out_level) LOOP
-                v_liquidated := v_liquidated + 1;
+            FOR v_closed IN SELECT * FROM liquidate_below(v_candidates, p_stop_out_level, true) LOOP
+                v_made := v_made || v_closed.closed_kind;
                 v_written_off := v_written_off + v_closed.closed_write_off;
             END LOOP;
             IF cardinality(v_candidates) < p_limit THEN
@@ -559,28 +593,15 @@ BEGIN
         ELSE
             SELECT array_agg(e ORDER BY e.id) INTO v_events
             FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' ORDER BY id LIMIT p_limit FOR UPDATE SKIP LOCKED) e;
-            SELECT max(n) INTO v_rounds FROM (SELECT count(*) AS n FROM unnest(v_events) GROUP BY user_id) x;
-            FOR v_round IN 1..coalesce(v_rounds, 0) LOOP
-                FOR v_closed IN
-                    SELECT * FROM close_positions(ARRAY(
-                        SELECT ROW(e.user_id, e.position_id, e.kind, e.price, NULL)::risk_close
-                        FROM (SELECT e.*, row_number() OVER (PARTITION BY e.user_id ORDER BY e.id) AS n FROM unnest(v_events) e) e
-                        WHERE e.n = v_round
-                        ORDER BY e.user_id))
-                LOOP
-                    IF v_closed.closed_kind = 'stop_loss' THEN
-                        v_stop_loss := v_stop_loss + 1;
-                    ELSE
-                        v_take_profit := v_take_profit + 1;
-                    END IF;
-                    v_written_off := v_written_off + v_closed.closed_write_off;
-                    v_closed_users := v_closed_users || v_closed.closed_user_id;
-                END LOOP;
+            FOR v_closed IN SELECT * FROM close_queued(v_events) LOOP
+                v_made := v_made || v_closed.closed_kind;
+                v_written_off := v_written_off + v_closed.closed_write_off;
+                v_closed_users := v_closed_users || v_closed.closed_user_id;
             END LOOP;
-            DELETE FROM risk_events WHERE id IN (SELECT e.id FROM unnest(v_events) e);
             v_handled := coalesce(cardinality(v_events), 0);
-            FOR v_closed IN SELECT * FROM liquidate_below(ARRAY(SELECT DISTINCT u FROM unnest(v_closed_users) u), p_stop_out_level) LOOP
-                v_liquidated := v_liquidated + 1;
+            -- This batch holds these accounts' locks now: it may not wait for another batch's events.
+            FOR v_closed IN SELECT * FROM liquidate_below(ARRAY(SELECT DISTINCT u FROM unnest(v_closed_users) u), p_stop_out_level, false) LOOP
+                v_made := v_made || v_closed.closed_kind;
                 v_written_off := v_written_off + v_closed.closed_write_off;
             END LOOP;
         END IF;
@@ -588,7 +609,9 @@ BEGIN
         RETURN envelope(true, NULL, NULL, 200, jsonb_build_object(
             'done', false,
             'events', v_handled,
-            'closed', jsonb_build_object('stop_loss', v_stop_loss, 'take_profit', v_take_profit, 'liquidation', v_liquidated),
+            'closed', jsonb_build_object('stop_loss', cardinality(array_positions(v_made, 'stop_loss')),
+                                         'take_profit', cardinality(array_positions(v_made, 'take_profit')),
+                                         'liquidation', cardinality(array_positions(v_made, 'liquidation'))),
             'written_off', trim_scale(v_written_off)));
     EXCEPTION WHEN OTHERS THEN
         IF SQLSTATE IN ('40001', '40P01') THEN
@@ -622,7 +645,8 @@ $$;
 REVOKE ALL ON FUNCTION enqueue_price_checks(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION accounts_below_margin_level(uuid[], numeric) FROM PUBLIC;
 REVOKE ALL ON FUNCTION close_positions(risk_close[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION liquidate_below(uuid[], numeric) FROM PUBLIC;
+REVOKE ALL ON FUNCTION close_queued(risk_events[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION liquidate_below(uuid[], numeric, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION process_risk_events(numeric, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION risk_backstop() FROM PUBLIC;
 -- upsert_instruments and set_prices (orders_owner) queue the work of the prices they set.

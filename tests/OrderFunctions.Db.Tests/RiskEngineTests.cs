@@ -233,6 +233,38 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
     }
 
     [Fact]
+    public async Task A_margin_check_waits_for_a_stop_another_batch_is_closing_and_the_position_closes_at_its_stop_not_as_a_liquidation()
+    {
+        // Long 50 at 100 with stop_loss 90 (margin 500, no commission); the price gaps to 70: the stop is crossed
+        // and the account is below the stop-out level (equity -500), so the price queues the stop and a margin check.
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
+        var user = await _trading.NewTraderAsync(1_000m);
+        var positionId = (await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 50m, stopLoss: 90m)).Guid("position.id");
+        await _trading.SetPricesAsync((instrument.Symbol, 70m));
+
+        // Another batch has taken the stop (it holds its row, as a batch does until it commits) ...
+        await using var other = await database.OpenAdminConnectionAsync();
+        await using var holding = await other.BeginTransactionAsync();
+        Assert.Equal(1, await other.ExecuteScalarAsync<int>(new CommandDefinition(
+            "SELECT count(*) FROM (SELECT 1 FROM trading.risk_events WHERE user_id = @user AND kind = 'stop_loss' FOR UPDATE) x", new { user }, holding)));
+
+        // ... so this batch, passing it by (SKIP LOCKED), takes the margin check: it must wait for the stop, not liquidate.
+        var check = _trading.ProcessRiskEventsAsync();
+        await WaitUntilBlockedOnALockAsync("process_risk_events", check);
+        Assert.DoesNotContain(await _trading.OrdersAsync(user), o => o.Source == "system");
+
+        // The other batch gives the stop back undone: the waiting check closes it first, at the price that crossed it.
+        await holding.RollbackAsync();
+        var batch = await check;
+
+        Assert.True(batch.Success, batch.Json);
+        Assert.Equal((1, 0), ((int)batch.Decimal("closed.stop_loss"), (int)batch.Decimal("closed.liquidation")));
+        var close = Assert.Single(await _trading.OrdersAsync(user), o => o.Source == "system");
+        Assert.Equal(("stop_loss", positionId, 70m, 500m), (close.Type, close.PositionId!.Value, close.ExecutedPrice!.Value, close.WriteOff));
+        Assert.Equal(0, await QueuedAsync());
+    }
+
+    [Fact]
     public async Task A_margin_check_of_more_accounts_than_a_batch_takes_stays_queued_until_all_are_checked()
     {
         var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
@@ -369,6 +401,26 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
         var response = await _trading.ProcessRiskEventsAsync(decimal.Parse(level, System.Globalization.CultureInfo.InvariantCulture), limit);
 
         Assert.Equal(("VALIDATION_ERROR", 400), (response.ErrorCode, response.Status));
+    }
+
+    /// <summary>Waits until a backend running <paramref name="function"/> waits on a lock; fails if <paramref name="call"/> ends first.</summary>
+    private async Task WaitUntilBlockedOnALockAsync(string function, Task call)
+    {
+        for (var i = 0; i < 400; i++)
+        {
+            Assert.False(call.IsCompleted, $"{function} did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
+            var waiting = await database.AdminScalarAsync<long>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
+                $"%{function}%");
+            if (waiting > 0)
+            {
+                return;
+            }
+
+            await Task.Delay(25);
+        }
+
+        Assert.Fail($"{function} never waited on a lock");
     }
 
     private Task<long> QueuedAsync() => _trading.AdminAsync(c => c.ExecuteScalarAsync<long>("SELECT count(*) FROM trading.risk_events"));

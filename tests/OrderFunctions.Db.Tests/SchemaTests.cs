@@ -294,7 +294,7 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
             """);
         var canLogIn = await database.AdminScalarAsync<bool>("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'orders_risk'");
 
-        Assert.Equal(["accounts_below_margin_level", "close_positions", "enqueue_price_checks", "liquidate_below", "process_risk_events", "risk_backstop"],
+        Assert.Equal(["accounts_below_margin_level", "close_positions", "close_queued", "enqueue_price_checks", "liquidate_below", "process_risk_events", "risk_backstop"],
             owned);
         // The set-based closes are reached only through the entry points: prices queue work, maintenance works it.
         Assert.Equal(["enqueue_price_checks -> orders_owner", "process_risk_events -> orders_maintenance", "risk_backstop -> orders_maintenance"], grants);
