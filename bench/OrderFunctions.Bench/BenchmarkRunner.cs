@@ -77,7 +77,8 @@ public static class BenchmarkRunner
         var targets = new List<TargetCheck>
         {
             new("stack ratio >= 0.8", stackRatio.ToString("F3", c), stackRatio >= 0.8),
-            new("database ratio >= 0.75", databaseRatio.ToString("F3", c), databaseRatio >= 0.75),
+            new("database ratio >= 0.65", databaseRatio.ToString("F3", c), databaseRatio >= 0.65),
+            new("database ratio >= 0.75 (the goal)", databaseRatio.ToString("F3", c), databaseRatio >= 0.75),
             new("1 round trip per order", string.Join(", ", orderScenarios.Select(s => $"{s.Scenario} {s.RoundTripsPerRequest.ToString("F2", c)}").Distinct()),
                 orderScenarios.All(s => Math.Abs(s.RoundTripsPerRequest - 1) < 0.005)),
             new("0 errors", string.Join(", ", scenarios.Select(s => $"{s.Scenario} {allPhases.Where(p => p.Scenario == s.Scenario).Sum(p => p.Errors)}"))

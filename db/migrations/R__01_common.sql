@@ -29,11 +29,14 @@ AS $$
         'data', coalesce(p_data, '{}'::jsonb))
 $$;
 
-CREATE OR REPLACE FUNCTION error_envelope(p_error_code text, p_error_message text, p_status integer, p_data jsonb DEFAULT NULL)
+-- An error's envelope. Its HTTP status is the code's in trading.error_codes (V1_5_2), the one table of codes and
+-- statuses, which the API's ErrorCodes mirrors.
+CREATE OR REPLACE FUNCTION error_envelope(p_error_code text, p_error_message text, p_data jsonb DEFAULT NULL)
     RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT trading.envelope(false, p_error_code, p_error_message, p_status, p_data)
+    SELECT trading.envelope(false, p_error_code, p_error_message,
+                            (SELECT e.http_status FROM trading.error_codes e WHERE e.code = p_error_code), p_data)
 $$;
 
 -- A 400 naming the offending field, in the same shape the HTTP layer uses for its own validation.
@@ -41,8 +44,42 @@ CREATE OR REPLACE FUNCTION validation_error(p_field text, p_message text)
     RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT trading.envelope(false, 'VALIDATION_ERROR', p_field || ': ' || p_message, 400,
+    SELECT trading.error_envelope('VALIDATION_ERROR', p_field || ': ' || p_message,
         jsonb_build_object('errors', jsonb_build_array(jsonb_build_object('field', p_field, 'message', p_message))))
+$$;
+
+-- The answer of every trader-facing function called without an acting user (app.user_id unset).
+CREATE OR REPLACE FUNCTION no_acting_user()
+    RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT trading.error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction')
+$$;
+
+-- A price or quantity the schema can hold: at most 8 decimals (numeric(20, 8)) and below 1e12. Callers check the
+-- sign themselves (their messages differ).
+CREATE OR REPLACE FUNCTION within_money_range(p_value numeric)
+    RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT scale(p_value) <= 8 AND p_value < 1e12
+$$;
+
+-- What a stored function's exception handler does with an unexpected error (after re-raising serialization
+-- failures and deadlocks, which the caller retries): records it in error_log and answers INTERNAL_ERROR. The
+-- handler's subtransaction has already undone the function's writes; this row is written after that.
+CREATE OR REPLACE FUNCTION internal_error(
+        p_function text, p_sqlstate text, p_error text, p_answer text,
+        p_context jsonb DEFAULT NULL, p_user_id uuid DEFAULT NULL, p_order_id uuid DEFAULT NULL,
+        p_transaction_id uuid DEFAULT NULL, p_data jsonb DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE sql VOLATILE
+AS $$
+    INSERT INTO trading.error_log (severity, error_code, message, context, user_id, order_id, transaction_id)
+    VALUES ('error', 'INTERNAL_ERROR', p_error,
+            jsonb_build_object('sqlstate', p_sqlstate, 'function', p_function) || coalesce(p_context, '{}'),
+            p_user_id, p_order_id, p_transaction_id);
+    SELECT trading.error_envelope('INTERNAL_ERROR', p_answer, p_data);
 $$;
 
 -- The answer to a request whose Idempotency-Key already holds a stored response (orders, deposits): that
@@ -55,8 +92,22 @@ AS $$
     SELECT CASE WHEN p_stored_fingerprint = p_fingerprint
                 THEN p_stored_response || jsonb_build_object('replayed', true)
                 ELSE trading.error_envelope('IDEMPOTENCY_KEY_REUSED',
-                         'this Idempotency-Key was already used with a different request', 422, p_used_for)
+                         'this Idempotency-Key was already used with a different request', p_used_for)
            END
+$$;
+
+-- A UUID whose first 48 bits are the Unix time in milliseconds (the layout of RFC 9562's version 7), the rest random.
+-- Keys made of it grow at the right edge of their indexes: an order's rows then touch a few recent index pages
+-- instead of a random page of each large index (fewer pages to read, and fewer full-page images in the WAL after a
+-- checkpoint). Ids stay opaque: nothing reads the time back from them.
+CREATE OR REPLACE FUNCTION time_ordered_uuid()
+    RETURNS uuid
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+AS $$
+    SELECT encode(set_byte(overlay(uuid_send(gen_random_uuid())
+                                   PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+                                   FROM 1 FOR 6),
+                           6, (get_byte(uuid_send(gen_random_uuid()), 6) & 15) | 112), 'hex')::uuid
 $$;
 
 -- Money is rounded to 8 decimals, half away from zero (numeric round); the C# oracle does the same.
@@ -69,9 +120,10 @@ AS $$
                  * CASE p_side WHEN 'long' THEN 1 ELSE -1 END, 8)
 $$;
 
--- Unrealized PnL of all a trader's open positions at the instruments' last prices
--- (a position whose instrument has no price yet is marked at its entry price).
-CREATE OR REPLACE FUNCTION account_unrealized_pnl(p_user_id uuid)
+-- Unrealized PnL of a trader's open positions at the instruments' last prices (a position whose instrument has no
+-- price yet is marked at its entry price), all of them or all but the one of p_except_symbol. The one query of it:
+-- the accounts audit trigger (equity), the account route and execute_order's free-margin check use it.
+CREATE OR REPLACE FUNCTION account_unrealized_pnl(p_user_id uuid, p_except_symbol text DEFAULT NULL)
     RETURNS numeric
     LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
@@ -82,7 +134,7 @@ BEGIN
                                                             coalesce(i.last_price, p.avg_entry_price), i.contract_size)), 0)
         FROM trading.positions p
         JOIN trading.instruments i ON i.symbol = p.symbol
-        WHERE p.user_id = p_user_id AND p.status = 'open');
+        WHERE p.user_id = p_user_id AND p.status = 'open' AND p.symbol IS DISTINCT FROM p_except_symbol);
 END
 $$;
 
@@ -122,7 +174,7 @@ $$;
 
 GRANT EXECUTE ON FUNCTION app_current_user() TO orders_api, orders_maintenance, orders_archiver;
 GRANT EXECUTE ON FUNCTION position_unrealized_pnl(text, numeric, numeric, numeric, numeric) TO orders_api, orders_maintenance;
-GRANT EXECUTE ON FUNCTION account_unrealized_pnl(uuid) TO orders_api, orders_maintenance;
+GRANT EXECUTE ON FUNCTION account_unrealized_pnl(uuid, text) TO orders_api, orders_maintenance;
 GRANT EXECUTE ON FUNCTION execution_log_hash(bytea, uuid, bigint, uuid, text, text, text, uuid, jsonb, timestamptz) TO orders_maintenance;
 GRANT EXECUTE ON FUNCTION execution_log_genesis_hash() TO orders_maintenance;
 

@@ -81,6 +81,31 @@ CREATE OR REPLACE TRIGGER execution_logs_chain
     BEFORE INSERT ON execution_logs
     FOR EACH ROW EXECUTE FUNCTION execution_logs_chain();
 
+-- Instruments are never deleted and their symbols never change, for every role (the owner included): positions,
+-- orders and fills name their instrument by symbol without a foreign key (V1_5_1), and this keeps every such
+-- name pointing at its instrument. Everything else about an instrument (prices, rates, tradable) may change.
+CREATE OR REPLACE FUNCTION instruments_keep_symbols() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    RAISE EXCEPTION '% of instrument % is not allowed: instruments are never deleted and symbols never change', TG_OP,
+        CASE WHEN TG_LEVEL = 'ROW' THEN OLD.symbol ELSE 'rows' END
+        USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+CREATE OR REPLACE TRIGGER instruments_no_delete
+    BEFORE DELETE ON instruments
+    FOR EACH ROW EXECUTE FUNCTION instruments_keep_symbols();
+CREATE OR REPLACE TRIGGER instruments_no_symbol_change
+    BEFORE UPDATE OF symbol ON instruments
+    FOR EACH ROW
+    WHEN (OLD.symbol IS DISTINCT FROM NEW.symbol)
+    EXECUTE FUNCTION instruments_keep_symbols();
+CREATE OR REPLACE TRIGGER instruments_no_truncate
+    BEFORE TRUNCATE ON instruments
+    FOR EACH STATEMENT EXECUTE FUNCTION instruments_keep_symbols();
+
 -- Append-only: UPDATE, DELETE and TRUNCATE raise for every role (the owner included).
 CREATE OR REPLACE FUNCTION reject_history_change() RETURNS trigger
     LANGUAGE plpgsql

@@ -22,7 +22,7 @@ DECLARE
     v_created  boolean := false;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_balance_delta IS NULL OR scale(p_balance_delta) > 8 OR abs(p_balance_delta) >= 1e15 THEN
         RETURN validation_error('amount', 'must be a number with at most 8 decimals, below 1e15 in magnitude');
     ELSIF p_margin_delta IS NULL OR scale(p_margin_delta) > 8 OR abs(p_margin_delta) >= 1e15 THEN
@@ -37,7 +37,7 @@ BEGIN
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
         IF NOT p_create_if_missing OR p_margin_delta <> 0 OR p_balance_delta <= 0 THEN
-            RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account', 404);
+            RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
         END IF;
         -- A concurrent first deposit may create it too: the loser updates the winner's row instead.
         INSERT INTO accounts (user_id, balance) VALUES (v_user, p_balance_delta)
@@ -53,11 +53,11 @@ BEGIN
         IF v_account.balance + p_balance_delta < 0 THEN
             PERFORM set_audit_context(NULL, NULL, NULL);
             RETURN error_envelope('INSUFFICIENT_BALANCE',
-                format('balance %s cannot absorb %s', trim_scale(v_account.balance), trim_scale(p_balance_delta)), 400);
+                format('balance %s cannot absorb %s', trim_scale(v_account.balance), trim_scale(p_balance_delta)));
         ELSIF v_account.used_margin + p_margin_delta < 0 THEN
             PERFORM set_audit_context(NULL, NULL, NULL);
             RETURN error_envelope('INSUFFICIENT_MARGIN',
-                format('used margin %s cannot be reduced by %s', trim_scale(v_account.used_margin), trim_scale(-p_margin_delta)), 400);
+                format('used margin %s cannot be reduced by %s', trim_scale(v_account.used_margin), trim_scale(-p_margin_delta)));
         END IF;
         UPDATE accounts
         SET balance = balance + p_balance_delta,
@@ -101,7 +101,7 @@ DECLARE
     v_result  jsonb;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_amount IS NULL OR p_amount <= 0 THEN
         RETURN validation_error('amount', 'must be greater than 0');
     ELSIF p_idempotency_key IS NOT NULL AND length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
@@ -162,7 +162,7 @@ DECLARE
     v_error      text;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_order_id IS NULL THEN
         RETURN validation_error('order_id', 'is required');
     ELSIF p_reason IS NULL OR length(btrim(p_reason)) NOT BETWEEN 1 AND 500 THEN
@@ -176,7 +176,7 @@ BEGIN
         SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
         SELECT * INTO v_order FROM orders WHERE user_id = v_user AND id = p_order_id FOR UPDATE;
         IF NOT FOUND THEN
-            RETURN error_envelope('ORDER_NOT_FOUND', 'no such order', 404, jsonb_build_object('order_id', p_order_id));
+            RETURN error_envelope('ORDER_NOT_FOUND', 'no such order', jsonb_build_object('order_id', p_order_id));
         END IF;
 
         IF v_order.status IN ('pending', 'executing') THEN
@@ -185,7 +185,7 @@ BEGIN
                 failure_reason = p_reason,
                 error_code = 'INTERNAL_ERROR',
                 rollback_transaction_id = v_tx,
-                response = error_envelope('INTERNAL_ERROR', 'the order did not complete and was failed: ' || p_reason, 500,
+                response = error_envelope('INTERNAL_ERROR', 'the order did not complete and was failed: ' || p_reason,
                                           jsonb_build_object('order_id', v_order.id, 'status', 'failed')),
                 updated_at = v_now
             WHERE user_id = v_user AND id = v_order.id;
@@ -196,7 +196,7 @@ BEGIN
                 'order_id', v_order.id, 'status', 'failed', 'previous_status', v_order.status, 'transaction_id', v_tx));
         ELSIF v_order.status <> 'executed' THEN
             RETURN error_envelope('INVALID_ORDER_STATE',
-                format('the order is %s; only pending, executing or executed orders can be rolled back', v_order.status), 400,
+                format('the order is %s; only pending, executing or executed orders can be rolled back', v_order.status),
                 jsonb_build_object('order_id', v_order.id, 'status', v_order.status));
         END IF;
 
@@ -228,7 +228,7 @@ BEGIN
             v_conflict := format('compensating margin %s would leave negative used margin', trim_scale(v_order.margin_delta));
         END IF;
         IF v_conflict IS NOT NULL THEN
-            RETURN error_envelope('ROLLBACK_CONFLICT', v_conflict, 409, jsonb_build_object('order_id', v_order.id));
+            RETURN error_envelope('ROLLBACK_CONFLICT', v_conflict, jsonb_build_object('order_id', v_order.id));
         END IF;
 
         -- Undo the position: a position the order opened is closed (released), one it changed is restored.
@@ -294,11 +294,8 @@ BEGIN
             RAISE;
         END IF;
         GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-        INSERT INTO error_log (severity, error_code, message, context, user_id, order_id, transaction_id)
-        VALUES ('error', 'INTERNAL_ERROR', v_error,
-                jsonb_build_object('sqlstate', v_sqlstate, 'function', 'rollback_order_execution'), v_user, p_order_id, v_tx);
-        RETURN error_envelope('INTERNAL_ERROR', 'the rollback failed; nothing was changed', 500,
-            jsonb_build_object('order_id', p_order_id, 'transaction_id', v_tx));
+        RETURN internal_error('rollback_order_execution', v_sqlstate, v_error, 'the rollback failed; nothing was changed',
+                              NULL, v_user, p_order_id, v_tx, jsonb_build_object('order_id', p_order_id, 'transaction_id', v_tx));
     END;
 END
 $$;

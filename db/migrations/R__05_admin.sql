@@ -111,7 +111,7 @@ DECLARE
     v_problem    jsonb;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_positions IS NULL OR jsonb_typeof(p_positions) <> 'array' THEN
         RETURN validation_error('positions', 'must be an array');
     ELSIF p_closing_prices IS NULL OR jsonb_typeof(p_closing_prices) <> 'array' THEN
@@ -120,7 +120,7 @@ BEGIN
 
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the trader has no account', 404);
+        RETURN error_envelope('USER_NOT_FOUND', 'the trader has no account');
     END IF;
 
     -- Errors name items by their place in the request, so iterate in request order.
@@ -164,7 +164,7 @@ BEGIN
             RETURN validation_error(format('closing_prices[%s].symbol', v_item.item_index), 'appears more than once');
         -- The one API limit repeated here: no column stores a closing price, so no CHECK would stop a price that
         -- books an impossible PnL.
-        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR scale(v_item.price) > 8 OR v_item.price >= 1e12 THEN
+        ELSIF v_item.price IS NULL OR v_item.price <= 0 OR NOT within_money_range(v_item.price) THEN
             RETURN validation_error(format('closing_prices[%s].price', v_item.item_index), 'must be greater than 0 with at most 8 decimals, below 1e12');
         END IF;
     END LOOP;

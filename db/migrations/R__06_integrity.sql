@@ -200,7 +200,7 @@ DECLARE
     v_audit_rows integer;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_transaction_id IS NULL THEN
         RETURN validation_error('transaction_id', 'is required');
     END IF;
@@ -209,7 +209,7 @@ BEGIN
     FROM orders
     WHERE user_id = v_user AND (transaction_id = p_transaction_id OR rollback_transaction_id = p_transaction_id);
     IF NOT FOUND THEN
-        RETURN error_envelope('ORDER_NOT_FOUND', 'no order of yours has this transaction id', 404,
+        RETURN error_envelope('ORDER_NOT_FOUND', 'no order of yours has this transaction id',
             jsonb_build_object('transaction_id', p_transaction_id));
     END IF;
     v_executed := v_order.status IN ('executed', 'rolled_back');

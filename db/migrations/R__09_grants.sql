@@ -8,6 +8,8 @@ REVOKE ALL ON ALL TABLES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maint
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA trading FROM PUBLIC, orders_api, orders_maintenance, orders_archiver, orders_risk, orders_verifier;
 
 GRANT SELECT ON accounts, strategies, instruments, positions, orders, fills, write_offs TO orders_api;
+-- Every role whose functions answer with an error envelope reads the status of its code there.
+GRANT SELECT ON error_codes TO orders_api, orders_archiver, orders_risk;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA trading TO orders_maintenance;
 GRANT INSERT, UPDATE ON maintenance_runs TO orders_maintenance;
@@ -16,7 +18,7 @@ GRANT SELECT, DELETE ON balance_audit_log, error_log TO orders_archiver;
 GRANT SELECT, INSERT ON audit_archives, ledger_checkpoints TO orders_archiver;
 GRANT SELECT ON accounts, maintenance_runs TO orders_archiver;
 GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
-                          error_envelope(text, text, integer, jsonb),
+                          error_envelope(text, text, jsonb),
                           validation_error(text, text)
     TO orders_archiver;
 
@@ -28,10 +30,13 @@ GRANT SELECT, INSERT ON orders, fills, execution_logs, balance_audit_log, write_
 -- (FOR UPDATE, with which a batch claims its work, needs UPDATE.)
 GRANT SELECT, INSERT, UPDATE, DELETE ON risk_events TO orders_risk;
 GRANT EXECUTE ON FUNCTION envelope(boolean, text, text, integer, jsonb),
-                          error_envelope(text, text, integer, jsonb),
+                          error_envelope(text, text, jsonb),
                           validation_error(text, text),
+                          no_acting_user(),
+                          within_money_range(numeric),
+                          internal_error(text, text, text, text, jsonb, uuid, uuid, uuid, jsonb),
                           position_unrealized_pnl(text, numeric, numeric, numeric, numeric),
-                          account_unrealized_pnl(uuid),
+                          account_unrealized_pnl(uuid, text),
                           execution_log_hash(bytea, uuid, bigint, uuid, text, text, text, uuid, jsonb, timestamptz),
                           execution_log_genesis_hash(),
                           set_audit_context(text, uuid, uuid)

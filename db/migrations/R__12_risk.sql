@@ -48,8 +48,8 @@ BEGIN
     IF jsonb_array_length(v_errors) = 0 THEN
         RETURN NULL;
     END IF;
-    RETURN trading.envelope(false, 'VALIDATION_ERROR',
-        (SELECT string_agg((e ->> 'field') || ': ' || (e ->> 'message'), '; ') FROM jsonb_array_elements(v_errors) e), 400,
+    RETURN trading.error_envelope('VALIDATION_ERROR',
+        (SELECT string_agg((e ->> 'field') || ': ' || (e ->> 'message'), '; ') FROM jsonb_array_elements(v_errors) e),
         jsonb_build_object('errors', v_errors));
 END
 $$;
@@ -133,7 +133,7 @@ DECLARE
     v_result    positions%ROWTYPE;
 BEGIN
     IF v_user IS NULL THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction', 404);
+        RETURN no_acting_user();
     ELSIF p_position_id IS NULL THEN
         RETURN validation_error('id', 'is required');
     ELSIF NOT coalesce(p_set_stop_loss, false) AND NOT coalesce(p_set_take_profit, false) THEN
@@ -144,7 +144,7 @@ BEGIN
 
     PERFORM 1 FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account', 404);
+        RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
     END IF;
     SELECT p.*, i.last_price, i.tick_size INTO v_position
     FROM positions p
@@ -152,9 +152,9 @@ BEGIN
     WHERE p.user_id = v_user AND p.id = p_position_id
     FOR UPDATE OF p;
     IF NOT FOUND THEN
-        RETURN error_envelope('POSITION_NOT_FOUND', 'no such position', 404, jsonb_build_object('position_id', p_position_id));
+        RETURN error_envelope('POSITION_NOT_FOUND', 'no such position', jsonb_build_object('position_id', p_position_id));
     ELSIF v_position.status <> 'open' THEN
-        RETURN error_envelope('POSITION_NOT_OPEN', 'the position is closed; only an open position has stops', 409,
+        RETURN error_envelope('POSITION_NOT_OPEN', 'the position is closed; only an open position has stops',
             jsonb_build_object('position_id', p_position_id, 'status', v_position.status));
     END IF;
 
@@ -619,10 +619,8 @@ BEGIN
         END IF;
         -- The batch is undone and its work stays queued for the next call (or the orphan scan); the error is kept.
         GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-        INSERT INTO error_log (severity, error_code, message, context)
-        VALUES ('error', 'INTERNAL_ERROR', v_error,
-                jsonb_build_object('sqlstate', v_sqlstate, 'function', 'process_risk_events', 'first_event', v_first.id));
-        RETURN error_envelope('INTERNAL_ERROR', 'a risk batch failed; its work stays queued', 500);
+        RETURN internal_error('process_risk_events', v_sqlstate, v_error, 'a risk batch failed; its work stays queued',
+                              jsonb_build_object('first_event', v_first.id));
     END;
 END
 $$;

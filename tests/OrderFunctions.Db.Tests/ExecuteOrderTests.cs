@@ -14,6 +14,41 @@ public sealed class ExecuteOrderTests(DatabaseFixture database) : IClassFixture<
     private readonly Trading _trading = new(database);
 
     [Fact]
+    public async Task An_orders_ids_are_time_ordered_so_its_index_entries_go_to_the_right_edge()
+    {
+        // Arrange
+        var instrument = await _trading.NewInstrumentAsync(contractSize: 1m, marginRate: 0.1m, commissionRate: 0m, lastPrice: 100m);
+        var user = await _trading.NewTraderAsync(10_000m);
+
+        // Act: two orders a few milliseconds apart.
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m);
+        await Task.Delay(5);
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m);
+
+        // Assert: order, transaction and fill ids are version 7 (Unix milliseconds first), taken when the order ran,
+        // and the later order's sort after the earlier one's.
+        var ids = (await _trading.AdminAsync(c => Dapper.SqlMapper.QueryAsync<(Guid Order, Guid Transaction, Guid Fill, DateTime CreatedAt)>(c,
+            """
+            SELECT o.id, o.transaction_id, f.id, o.created_at
+            FROM trading.orders o JOIN trading.fills f ON f.user_id = o.user_id AND f.order_id = o.id
+            WHERE o.user_id = @user ORDER BY o.created_at
+            """, new { user }))).ToList();
+        Assert.Equal(2, ids.Count);
+        foreach (var (order, transaction, fill, createdAt) in ids)
+        {
+            foreach (var id in new[] { order, transaction, fill })
+            {
+                var hex = id.ToString("N");
+                Assert.Equal('7', hex[12]);
+                var at = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(hex[..12], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+                Assert.InRange((at - new DateTimeOffset(createdAt, TimeSpan.Zero)).TotalSeconds, -1, 5);
+            }
+        }
+
+        Assert.True(string.CompareOrdinal(ids[0].Order.ToString("N")[..12], ids[1].Order.ToString("N")[..12]) < 0);
+    }
+
+    [Fact]
     public async Task Execute_order_writes_order_fill_position_audit_and_log_with_exact_money()
     {
         // Arrange: notional 1.5 × 10 × 123.45 = 1851.75; margin × 0.05 = 92.5875; commission × 0.0002 = 0.37035.

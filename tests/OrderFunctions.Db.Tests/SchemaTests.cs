@@ -22,7 +22,8 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
         var tables = await NamesAsync("SELECT relname FROM pg_class WHERE relnamespace = 'trading'::regnamespace AND relkind IN ('r', 'p')");
 
         Assert.Equal(
-            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_log", "execution_logs", "fills", "instruments",
+            ["accounts", "audit_archives", "balance_audit_log", "chain_checkpoints", "deposit_requests", "error_codes", "error_log", "execution_logs", "fills",
+             "instruments",
              "ledger_checkpoints", "maintenance_runs", "orders", "positions", "retention_floors", "risk_events", "strategies", "write_offs"],
             tables);
     }
@@ -61,16 +62,13 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "deposit_requests(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "execution_logs(user_id, order_id) -> orders(user_id, id) ON DELETE RESTRICT",
-                "fills(symbol) -> instruments(symbol) ON DELETE RESTRICT",
                 "fills(user_id, order_id) -> orders(user_id, id) ON DELETE CASCADE",
                 "fills(user_id, strategy_id) -> strategies(user_id, id) ON DELETE SET NULL (strategy_id)",
                 "ledger_checkpoints(archive_id) -> audit_archives(id) ON DELETE RESTRICT",
                 "ledger_checkpoints(user_id) -> accounts(user_id) ON DELETE RESTRICT",
-                "orders(symbol) -> instruments(symbol) ON DELETE RESTRICT",
                 "orders(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "orders(user_id, position_id) -> positions(user_id, id) ON DELETE RESTRICT",
                 "orders(user_id, strategy_id) -> strategies(user_id, id) ON DELETE SET NULL (strategy_id)",
-                "positions(symbol) -> instruments(symbol) ON DELETE RESTRICT",
                 "positions(user_id) -> accounts(user_id) ON DELETE RESTRICT",
                 "positions(user_id, strategy_id) -> strategies(user_id, id) ON DELETE SET NULL (strategy_id)",
                 "strategies(user_id) -> accounts(user_id) ON DELETE CASCADE",
@@ -339,6 +337,91 @@ public sealed class SchemaTests(DatabaseFixture database) : IClassFixture<Databa
                 "CREATE UNIQUE INDEX risk_events_one_per_position ON trading.risk_events USING btree (user_id, position_id) WHERE (position_id IS NOT NULL)",
             ],
             definitions);
+    }
+
+    [Fact]
+    public async Task The_tables_an_order_writes_have_exactly_the_indexes_their_routes_jobs_and_keys_need()
+    {
+        // V1_5_1 says which route, job or key needs each one; an index added or dropped without saying why fails here.
+        var indexes = await NamesAsync(
+            """
+            SELECT t.relname || ' ' || c.relname FROM pg_index i
+            JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_class t ON t.oid = i.indrelid
+            WHERE t.relnamespace = 'trading'::regnamespace AND t.relname IN ('orders', 'fills', 'balance_audit_log')
+            """);
+
+        Assert.Equal(
+            [
+                "balance_audit_log balance_audit_log_id_idx",
+                "balance_audit_log balance_audit_log_order_idx",
+                "balance_audit_log balance_audit_log_pkey",
+                "balance_audit_log balance_audit_log_transaction_idx",
+                "fills fills_listing_idx",
+                "fills fills_order_idx",
+                "fills fills_pkey",
+                "fills fills_strategy_idx",
+                "orders orders_id_idx",
+                "orders orders_listing_idx",
+                "orders orders_one_system_close_per_position",
+                "orders orders_pkey",
+                "orders orders_position_idx",
+                "orders orders_status_listing_idx",
+                "orders orders_strategy_idx",
+                "orders orders_unfinished_idx",
+                "orders orders_user_id_idempotency_key_key",
+                "orders orders_user_id_transaction_id_key",
+                "orders orders_write_off_idx",
+            ],
+            indexes);
+    }
+
+    [Theory]
+    [InlineData("DELETE FROM trading.instruments WHERE symbol = @symbol")]
+    [InlineData("UPDATE trading.instruments SET symbol = @symbol || 'X' WHERE symbol = @symbol")]
+    [InlineData("TRUNCATE trading.instruments CASCADE")]
+    public async Task An_instrument_is_never_deleted_and_its_symbol_never_changes(string statement)
+    {
+        // Positions, orders and fills name their instrument by symbol without a foreign key (V1_5_1): this rule keeps
+        // every such name pointing at its instrument, for the owner and the superuser alike.
+        var trading = new Trading(database);
+        var instrument = await trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var user = await trading.NewTraderAsync(1_000m);
+        await trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 1m);
+
+        foreach (var asOwner in new[] { true, false })
+        {
+            var e = await Assert.ThrowsAsync<PostgresException>(async () =>
+            {
+                await using var connection = await database.OpenAdminConnectionAsync();
+                await using var transaction = await connection.BeginTransactionAsync();
+                if (asOwner)
+                {
+                    await connection.ExecuteAsync(new CommandDefinition("SET LOCAL ROLE orders_owner", transaction: transaction));
+                }
+
+                await connection.ExecuteAsync(new CommandDefinition(statement, new { symbol = instrument.Symbol }, transaction));
+                await transaction.CommitAsync();
+            });
+
+            Assert.Equal(PostgresErrorCodes.RestrictViolation, e.SqlState);
+            Assert.Contains("instruments are never deleted and symbols never change", e.MessageText, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(100m, await trading.AdminAsync(c => c.ExecuteScalarAsync<decimal>(
+            "SELECT last_price FROM trading.instruments WHERE symbol = @symbol", new { symbol = instrument.Symbol })));
+    }
+
+    [Fact]
+    public async Task An_instrument_keeps_changing_everything_but_its_symbol()
+    {
+        var trading = new Trading(database);
+        var instrument = await trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+
+        var changed = await trading.AdminAsync(c => c.ExecuteAsync(
+            "UPDATE trading.instruments SET symbol = symbol, margin_rate = 0.2, tradable = false WHERE symbol = @symbol", new { symbol = instrument.Symbol }));
+
+        Assert.Equal(1, changed);
     }
 
     [Fact]

@@ -1,6 +1,10 @@
 namespace OrderFunctions.Core.Http;
 
-/// <summary>Every error code the API returns, with its HTTP status and problem title.</summary>
+/// <summary>
+/// Every error code the API returns, with its HTTP status and problem title. The statuses mirror the database's
+/// trading.error_codes (db/migrations/V1_5_2), which the stored functions' envelopes read; ErrorCodeTableTests fails
+/// when the two disagree.
+/// </summary>
 public static class ErrorCodes
 {
     public const string ValidationError = "VALIDATION_ERROR";
