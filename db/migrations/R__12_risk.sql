@@ -506,10 +506,10 @@ BEGIN
         RETURN;
     ELSIF p_wait THEN
         SELECT array_agg(e ORDER BY e.id) INTO v_events
-        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND user_id = ANY (v_users) ORDER BY id FOR UPDATE) e;
+        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND attempts = 0 AND user_id = ANY (v_users) ORDER BY id FOR UPDATE) e;
     ELSE
         SELECT array_agg(e ORDER BY e.id) INTO v_events
-        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND user_id = ANY (v_users) ORDER BY id FOR UPDATE SKIP LOCKED) e;
+        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND attempts = 0 AND user_id = ANY (v_users) ORDER BY id FOR UPDATE SKIP LOCKED) e;
     END IF;
     RETURN QUERY SELECT * FROM close_queued(v_events);
 
@@ -539,6 +539,7 @@ $$;
 --     stops first, waiting for a batch that is closing one); the check stays queued while more may remain;
 --   otherwise up to p_limit queued stop-loss / take-profit closes (one per account per round), then liquidates
 --     the accounts they closed that the closes' commission left below the stop-out level.
+-- Work whose batch failed waits (retry_at) or is retried alone (attempts), see the exception handler.
 -- p_stop_out_level is Risk__StopOutLevel; the app passes it, as it does every call (it is not stored here).
 CREATE OR REPLACE FUNCTION process_risk_events(p_stop_out_level numeric, p_limit integer)
     RETURNS jsonb
@@ -555,6 +556,7 @@ DECLARE
     v_made        text[] := '{}';
     v_written_off numeric := 0;
     v_closed_users uuid[] := '{}';
+    v_failed      bigint[];
     v_sqlstate    text;
     v_error       text;
 BEGIN
@@ -565,7 +567,7 @@ BEGIN
     END IF;
 
     BEGIN
-        SELECT * INTO v_first FROM risk_events ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        SELECT * INTO v_first FROM risk_events WHERE retry_at IS NULL OR retry_at <= now() ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED;
         IF NOT FOUND THEN
             RETURN envelope(true, NULL, NULL, 200, jsonb_build_object('done', true, 'events', 0,
                 'closed', jsonb_build_object('stop_loss', 0, 'take_profit', 0, 'liquidation', 0), 'written_off', 0));
@@ -591,8 +593,14 @@ BEGIN
                 v_handled := 1;
             END IF;
         ELSE
-            SELECT array_agg(e ORDER BY e.id) INTO v_events
-            FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' ORDER BY id LIMIT p_limit FOR UPDATE SKIP LOCKED) e;
+            -- Work that failed before is retried alone; fresh work in batches.
+            IF v_first.attempts > 0 THEN
+                v_events := ARRAY[v_first];
+            ELSE
+                SELECT array_agg(e ORDER BY e.id) INTO v_events
+                FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND attempts = 0
+                      ORDER BY id LIMIT p_limit FOR UPDATE SKIP LOCKED) e;
+            END IF;
             FOR v_closed IN SELECT * FROM close_queued(v_events) LOOP
                 v_made := v_made || v_closed.closed_kind;
                 v_written_off := v_written_off + v_closed.closed_write_off;
@@ -617,10 +625,21 @@ BEGIN
         IF SQLSTATE IN ('40001', '40P01') THEN
             RAISE;
         END IF;
-        -- The batch is undone and its work stays queued for the next call (or the orphan scan); the error is kept.
+        -- The batch is undone; its work stays queued with the failure counted on it (V1_6): the events of a batch of
+        -- several are retried one at a time at once, an event that failed alone waits 2^(n-1) minutes after its n-th
+        -- failure (at most an hour) before it is taken again, and the rest of the queue goes on. The error is kept.
         GET STACKED DIAGNOSTICS v_sqlstate = RETURNED_SQLSTATE, v_error = MESSAGE_TEXT;
-        RETURN internal_error('process_risk_events', v_sqlstate, v_error, 'a risk batch failed; its work stays queued',
-                              jsonb_build_object('first_event', v_first.id));
+        v_failed := ARRAY(SELECT e.id FROM unnest(v_events) e UNION SELECT v_first.id WHERE v_first.id IS NOT NULL ORDER BY 1);
+        UPDATE risk_events
+        SET attempts = attempts + 1,
+            retry_at = CASE WHEN cardinality(v_failed) > 1 THEN NULL
+                            ELSE now() + least(interval '1 minute' * power(2, attempts), interval '1 hour') END
+        WHERE id = ANY (v_failed);
+        RETURN internal_error('process_risk_events', v_sqlstate, v_error,
+            CASE WHEN cardinality(v_failed) > 1
+                 THEN format('a risk batch of %s events failed; they are retried one at a time', cardinality(v_failed))
+                 ELSE 'a risk event failed; it is retried later and the rest of the queue goes on' END,
+            jsonb_build_object('first_event', v_first.id, 'events', to_jsonb(v_failed)));
     END;
 END
 $$;

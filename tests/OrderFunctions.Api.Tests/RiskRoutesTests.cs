@@ -134,6 +134,38 @@ public sealed class RiskRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     /// <summary>A trader long 1 at 100 of an instrument of the test's own, with these stops.</summary>
+    [Fact]
+    public async Task A_price_whose_close_keeps_failing_for_one_trader_still_closes_the_others_and_says_what_failed()
+    {
+        var (instrument, healthyToken, healthyPosition) = await ArrangeLongAsync(stopLoss: 90m, takeProfit: null);
+        var poisoned = await api.NewTraderAsync(1_000m);
+        var poisonedToken = ApiFixture.TokenFor(poisoned);
+        await api.ExecutedOrderWithStopsAsync(poisonedToken, instrument.Symbol, "buy", 1m, 90m, null);
+        // Every order of one trader is refused, standing in for whatever makes a close fail.
+        await api.AdminExecuteAsync(
+            "CREATE FUNCTION public.refuse_prices_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$");
+        await api.AdminExecuteAsync(
+            $"CREATE TRIGGER refuse_prices_test BEFORE INSERT ON trading.orders FOR EACH ROW WHEN (NEW.user_id = '{poisoned}') EXECUTE FUNCTION public.refuse_prices_test()");
+        try
+        {
+            var risk = (await api.SetPriceAsync(instrument.Symbol, 89m)).GetProperty("risk");
+
+            // The batch of both stops failed, then each alone: the healthy one closed, the poisoned one waits for later.
+            Assert.Equal((1, 2), (risk.GetProperty("closed").GetProperty("stop_loss").GetInt32(), risk.GetProperty("failed_batches").GetInt32()));
+            Assert.Equal("a risk event failed; it is retried later and the rest of the queue goes on", risk.GetProperty("error").GetString());
+            var healthyOpen = (await api.GetAsync("/api/positions?status=open", healthyToken)).AssertSuccess(200).GetProperty("items");
+            Assert.DoesNotContain(healthyOpen.EnumerateArray(), p => p.GetProperty("id").GetString() == healthyPosition.ToString());
+            var poisonedOpen = (await api.GetAsync("/api/positions?status=open", poisonedToken)).AssertSuccess(200).GetProperty("items");
+            Assert.Single(poisonedOpen.EnumerateArray());
+        }
+        finally
+        {
+            await api.AdminExecuteAsync("DROP TRIGGER IF EXISTS refuse_prices_test ON trading.orders");
+            await api.AdminExecuteAsync("DROP FUNCTION public.refuse_prices_test()");
+            await api.AdminExecuteAsync("DELETE FROM trading.risk_events WHERE user_id = $1", poisoned);
+        }
+    }
+
     private async Task<(Instrument Instrument, string Token, Guid PositionId)> ArrangeLongAsync(decimal? stopLoss, decimal? takeProfit)
     {
         var instrument = await api.NewInstrumentAsync(lastPrice: 100m);

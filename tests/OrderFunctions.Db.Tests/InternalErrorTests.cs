@@ -119,13 +119,20 @@ public sealed class InternalErrorTests(DatabaseFixture database) : IClassFixture
         // Act
         var failed = await _trading.ProcessRiskEventsAsync();
         var afterFailure = (await _trading.AccountSnapshotAsync(user), await _trading.PositionsSnapshotAsync(user), await QueuedAsync(instrument.Symbol));
+        var waitSeconds = await database.AdminScalarAsync<double>(
+            "SELECT extract(epoch FROM retry_at - now())::float8 FROM trading.risk_events WHERE symbol = $1 AND attempts = 1", instrument.Symbol);
         await RecoverAsync(instrument.Symbol);
+        var drainedWhileWaiting = await _trading.DrainAsync();
+        await database.AdminExecuteAsync("UPDATE trading.risk_events SET retry_at = now() - interval '1 second' WHERE symbol = $1", instrument.Symbol);
         await _trading.DrainAsync();
 
-        // Assert: nothing of the batch stayed, its error is recorded, and the next batch does the work.
+        // Assert: nothing of the batch stayed, its error is recorded, the failed close waits a minute (the margin check
+        // behind it went on), and a batch after that does the work.
         Assert.Equal(("INTERNAL_ERROR", 500), (failed.ErrorCode, failed.Status));
         Assert.DoesNotContain("injected", failed.Json, StringComparison.Ordinal);
         Assert.Equal((account, positions, 2L), afterFailure);
+        Assert.InRange(waitSeconds, 50, 60);
+        Assert.Equal(0, drainedWhileWaiting.Sum(b => (int)b.Decimal("closed.stop_loss")));
         Assert.Equal(1, await database.AdminScalarAsync<long>(
             "SELECT count(*) FROM trading.error_log WHERE context ->> 'function' = 'process_risk_events' AND message = 'injected fault in fills for the test'"));
         Assert.Single(await _trading.OrdersAsync(user), o => o.Type == "stop_loss" && o.Status == "executed");

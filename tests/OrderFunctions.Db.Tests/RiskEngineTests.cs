@@ -265,6 +265,68 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
     }
 
     [Fact]
+    public async Task A_close_that_keeps_failing_is_retried_alone_then_later_and_the_rest_of_the_queue_goes_on()
+    {
+        // Two traders long 10 at 100 with stop_loss 90; every order of one of them is refused (a trigger standing in
+        // for whatever makes a close fail: bad data on one account, a bug).
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
+        var poisoned = await _trading.NewTraderAsync(1_000m);
+        var healthy = await _trading.NewTraderAsync(1_000m);
+        var poisonedPosition = (await _trading.ExecutedOrderAsync(poisoned, instrument.Symbol, "buy", 10m, stopLoss: 90m)).Guid("position.id");
+        var healthyPosition = (await _trading.ExecutedOrderAsync(healthy, instrument.Symbol, "buy", 10m, stopLoss: 90m)).Guid("position.id");
+        await database.AdminExecuteAsync(
+            "CREATE FUNCTION public.refuse_for_the_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$");
+        await database.AdminExecuteAsync(
+            $"CREATE TRIGGER refuse_for_the_test BEFORE INSERT ON trading.orders FOR EACH ROW WHEN (NEW.user_id = '{poisoned}') EXECUTE FUNCTION public.refuse_for_the_test()");
+        try
+        {
+            await _trading.SetPricesAsync((instrument.Symbol, 85m));
+
+            // The first batch takes both stops and fails: both are retried one at a time, at once.
+            var first = await _trading.ProcessRiskEventsAsync();
+            Assert.Equal(("INTERNAL_ERROR", "a risk batch of 2 events failed; they are retried one at a time"), (first.ErrorCode, first.ErrorMessage));
+            // Then: the healthy stop closes, the poisoned one fails alone and waits, the margin check runs, and the queue
+            // answers done with the failing close still in it.
+            var batches = new List<Envelope>();
+            for (var next = await _trading.ProcessRiskEventsAsync(); !(next.Success && next.Bool("done")); next = await _trading.ProcessRiskEventsAsync())
+            {
+                Assert.True(batches.Count < 10, "the queue never answered done");
+                batches.Add(next);
+            }
+
+            // (The two stops are queued in key order, so which of them goes first depends on the ids.)
+            Assert.Equal(2, batches.Count(b => b.Success));
+            Assert.Equal("a risk event failed; it is retried later and the rest of the queue goes on", Assert.Single(batches, b => !b.Success).ErrorMessage);
+            Assert.Equal(("closed", "stop_loss"), ((await _trading.PositionAsync(healthy, healthyPosition)).Status,
+                (await _trading.OrdersAsync(healthy)).Single(o => o.Source == "system").Type));
+            Assert.Equal("open", (await _trading.PositionAsync(poisoned, poisonedPosition)).Status);
+            var waiting = await _trading.AdminAsync(c => c.QuerySingleAsync<(long Id, int Attempts, double WaitSeconds)>(
+                "SELECT id, attempts, extract(epoch FROM retry_at - now())::float8 FROM trading.risk_events WHERE user_id = @poisoned", new { poisoned }));
+            // Its second failure (the first was its batch's): 2 minutes.
+            Assert.Equal(2, waiting.Attempts);
+            Assert.InRange(waiting.WaitSeconds, 110, 120);
+            Assert.Equal(2, await database.AdminScalarAsync<long>(
+                "SELECT count(*) FROM trading.error_log WHERE context ->> 'function' = 'process_risk_events' AND context -> 'events' @> to_jsonb($1)",
+                waiting.Id));
+
+            // Fixed, and its time come: it closes at the price that crossed its stop.
+            await database.AdminExecuteAsync("DROP TRIGGER refuse_for_the_test ON trading.orders");
+            await database.AdminExecuteAsync("UPDATE trading.risk_events SET retry_at = now() - interval '1 second' WHERE id = $1", waiting.Id);
+            await _trading.DrainAsync();
+
+            var close = Assert.Single(await _trading.OrdersAsync(poisoned), o => o.Source == "system");
+            Assert.Equal(("stop_loss", poisonedPosition, 85m), (close.Type, close.PositionId!.Value, close.ExecutedPrice!.Value));
+            Assert.Equal(0, await QueuedAsync());
+        }
+        finally
+        {
+            await database.AdminExecuteAsync("DROP TRIGGER IF EXISTS refuse_for_the_test ON trading.orders");
+            await database.AdminExecuteAsync("DROP FUNCTION public.refuse_for_the_test()");
+            await database.AdminExecuteAsync("DELETE FROM trading.risk_events WHERE user_id = $1", poisoned);
+        }
+    }
+
+    [Fact]
     public async Task A_margin_check_of_more_accounts_than_a_batch_takes_stays_queued_until_all_are_checked()
     {
         var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);

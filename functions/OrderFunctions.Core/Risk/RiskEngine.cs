@@ -21,13 +21,16 @@ public sealed partial class RiskEngine(OrdersDatabase database, RiskSettings set
     /// <summary>How long the orphan scan's backstop works it.</summary>
     public static readonly TimeSpan BackstopBudget = TimeSpan.FromMinutes(2);
 
+    /// <summary>Failed batches after which a drain stops (the rest is the next caller's).</summary>
+    public const int MaxFailedBatches = 5;
+
     private const string ProcessSql = "SELECT trading.process_risk_events(@StopOutLevel, @Limit)::text";
 
     private const string BackstopSql = "SELECT trading.risk_backstop()::text";
 
     public RiskSettings Settings => settings;
 
-    /// <summary>Works the queue until it is empty, a batch fails, or <paramref name="budget"/> is spent.</summary>
+    /// <summary>Works the queue until nothing in it is ready, <see cref="MaxFailedBatches"/> batches have failed, or <paramref name="budget"/> is spent.</summary>
     public async Task<RiskRun> DrainAsync(TimeSpan budget, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
@@ -47,9 +50,18 @@ public sealed partial class RiskEngine(OrdersDatabase database, RiskSettings set
                 new { settings.StopOutLevel, Limit = settings.CloseBatchSize }, Writes.Idempotently, cancellationToken);
             if ((bool?)envelope["success"] != true)
             {
+                // The database counted the failure on the batch's work: a batch of several is retried one event at a
+                // time, an event that failed alone waits before it is taken again, so the queue behind it goes on. A
+                // failure that is not the work's own (every batch failing) ends the drain after a few.
                 run.Error = (string?)envelope["error_message"] ?? "the risk batch failed";
+                run.FailedBatches++;
                 LogBatchFailed(run.Error);
-                break;
+                if (run.FailedBatches >= MaxFailedBatches)
+                {
+                    break;
+                }
+
+                continue;
             }
 
             var data = envelope["data"]!;
@@ -103,7 +115,11 @@ public sealed class RiskRun
     /// <summary>The budget ran out with work still queued.</summary>
     public bool Pending { get; set; }
 
+    /// <summary>The last failed batch's error, if any failed.</summary>
     public string? Error { get; set; }
+
+    /// <summary>Batches that failed (their work stays queued, retried alone or later).</summary>
+    public int FailedBatches { get; set; }
 
     internal void Add(JsonNode data, double batchMs)
     {
@@ -123,6 +139,7 @@ public sealed class RiskRun
         ["max_batch_ms"] = Math.Round(MaxBatchMs, 3),
         ["elapsed_ms"] = Math.Round(ElapsedMs, 3),
         ["pending"] = Pending,
+        ["failed_batches"] = FailedBatches,
         ["error"] = Error,
     };
 }
