@@ -633,7 +633,7 @@ BEGIN
         UPDATE risk_events
         SET attempts = attempts + 1,
             retry_at = CASE WHEN cardinality(v_failed) > 1 THEN NULL
-                            ELSE now() + least(interval '1 minute' * power(2, attempts), interval '1 hour') END
+                            ELSE now() + least(interval '1 minute' * power(2, least(attempts, 6)), interval '1 hour') END
         WHERE id = ANY (v_failed);
         RETURN internal_error('process_risk_events', v_sqlstate, v_error,
             CASE WHEN cardinality(v_failed) > 1

@@ -309,6 +309,14 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
                 "SELECT count(*) FROM trading.error_log WHERE context ->> 'function' = 'process_risk_events' AND context -> 'events' @> to_jsonb($1)",
                 waiting.Id));
 
+            // However often it has failed, it waits at most an hour.
+            await database.AdminExecuteAsync("UPDATE trading.risk_events SET attempts = 1000, retry_at = now() - interval '1 second' WHERE id = $1", waiting.Id);
+            Assert.False((await _trading.ProcessRiskEventsAsync()).Success);
+            var capped = await _trading.AdminAsync(c => c.QuerySingleAsync<(int Attempts, double WaitSeconds)>(
+                "SELECT attempts, extract(epoch FROM retry_at - now())::float8 FROM trading.risk_events WHERE id = @Id", new { waiting.Id }));
+            Assert.Equal(1001, capped.Attempts);
+            Assert.InRange(capped.WaitSeconds, 3500, 3600);
+
             // Fixed, and its time come: it closes at the price that crossed its stop.
             await database.AdminExecuteAsync("DROP TRIGGER refuse_for_the_test ON trading.orders");
             await database.AdminExecuteAsync("UPDATE trading.risk_events SET retry_at = now() - interval '1 second' WHERE id = $1", waiting.Id);
