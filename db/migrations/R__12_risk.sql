@@ -260,9 +260,9 @@ SET LOCAL search_path = trading, pg_catalog;
 
 -- Queues the work a price of these symbols implies, at the instruments' last prices (tradable, priced ones only:
 -- a halted market fills no stop): a close for each open position whose stop-loss (or else take-profit) the
--- price is at or through, and one margin check per symbol with open positions. What is queued already stays:
--- the first price to cross a stop is the one it closes at. Inserted in key order, so concurrent updates that
--- queue the same positions never deadlock.
+-- price is at or through, and one margin check per symbol with open positions. A queued close stays (the first
+-- price to cross a stop is the one it closes at); a queued margin check stands for this price too. Inserted in
+-- key order, so concurrent updates that queue the same positions never deadlock.
 CREATE OR REPLACE FUNCTION enqueue_price_checks(p_symbols text[])
     RETURNS jsonb
     LANGUAGE plpgsql
@@ -312,7 +312,10 @@ BEGIN
     WHERE i.symbol = ANY (p_symbols) AND i.tradable AND i.last_price IS NOT NULL
       AND EXISTS (SELECT 1 FROM positions p WHERE p.symbol = i.symbol AND p.status = 'open')
     ORDER BY i.symbol
-    ON CONFLICT (symbol) WHERE kind = 'price_moved' DO NOTHING;
+    -- A check already queued takes this price's place (it reads the prices of the moment it runs). One a batch is
+    -- working right now is waited for: that batch deletes it when done, and DO NOTHING would have lost this
+    -- price's check with it (accounts this price put below the stop-out level would then wait for the backstop).
+    ON CONFLICT (symbol) WHERE kind = 'price_moved' DO UPDATE SET price = EXCLUDED.price;
     GET DIAGNOSTICS v_checks = ROW_COUNT;
 
     RETURN jsonb_build_object('stop_loss', v_stop_loss, 'take_profit', v_take_profit, 'margin_checks', v_checks);

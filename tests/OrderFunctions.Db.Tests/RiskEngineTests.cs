@@ -335,6 +335,35 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
     }
 
     [Fact]
+    public async Task A_price_that_comes_while_a_batch_checks_its_symbol_queues_a_check_of_its_own()
+    {
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
+        var user = await _trading.NewTraderAsync(1_000m);
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 10m);
+        await _trading.SetPricesAsync((instrument.Symbol, 99m));
+
+        // A batch is checking the symbol: it holds the queued check, as process_risk_events does until it commits,
+        // and deletes it when it is done.
+        await using var other = await database.OpenAdminConnectionAsync();
+        await using var checking = await other.BeginTransactionAsync();
+        var checkId = await other.ExecuteScalarAsync<long>(new CommandDefinition(
+            "SELECT id FROM trading.risk_events WHERE symbol = @Symbol AND kind = 'price_moved' FOR UPDATE", new { instrument.Symbol }, checking));
+
+        // A new price meanwhile waits for that batch, then queues its own check instead of vanishing with the old one.
+        var price = _trading.SetPricesAsync((instrument.Symbol, 98m));
+        await WaitUntilBlockedOnALockAsync("set_prices", price);
+        await other.ExecuteAsync(new CommandDefinition("DELETE FROM trading.risk_events WHERE id = @checkId", new { checkId }, checking));
+        await checking.CommitAsync();
+        var set = await price;
+
+        Assert.True(set.Success, set.Json);
+        Assert.Equal(1, (int)set.Decimal("queued.margin_checks"));
+        Assert.Equal(1, await QueuedAsync());
+        await _trading.DrainAsync();
+        Assert.Equal(0, await QueuedAsync());
+    }
+
+    [Fact]
     public async Task A_margin_check_of_more_accounts_than_a_batch_takes_stays_queued_until_all_are_checked()
     {
         var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0m, 100m);
