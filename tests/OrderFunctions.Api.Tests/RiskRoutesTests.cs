@@ -141,11 +141,7 @@ public sealed class RiskRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
         var poisoned = await api.NewTraderAsync(1_000m);
         var poisonedToken = ApiFixture.TokenFor(poisoned);
         await api.ExecutedOrderWithStopsAsync(poisonedToken, instrument.Symbol, "buy", 1m, 90m, null);
-        // Every order of one trader is refused, standing in for whatever makes a close fail.
-        await api.AdminExecuteAsync(
-            "CREATE FUNCTION public.refuse_prices_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$");
-        await api.AdminExecuteAsync(
-            $"CREATE TRIGGER refuse_prices_test BEFORE INSERT ON trading.orders FOR EACH ROW WHEN (NEW.user_id = '{poisoned}') EXECUTE FUNCTION public.refuse_prices_test()");
+        var refusal = await api.RefuseOrdersOfAsync(poisoned);
         try
         {
             var risk = (await api.SetPriceAsync(instrument.Symbol, 89m)).GetProperty("risk");
@@ -160,8 +156,7 @@ public sealed class RiskRoutesTests(ApiFixture api) : IClassFixture<ApiFixture>
         }
         finally
         {
-            await api.AdminExecuteAsync("DROP TRIGGER IF EXISTS refuse_prices_test ON trading.orders");
-            await api.AdminExecuteAsync("DROP FUNCTION public.refuse_prices_test()");
+            await refusal.DisposeAsync();
             await api.AdminExecuteAsync("DELETE FROM trading.risk_events WHERE user_id = $1", poisoned);
         }
     }

@@ -274,10 +274,7 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
         var healthy = await _trading.NewTraderAsync(1_000m);
         var poisonedPosition = (await _trading.ExecutedOrderAsync(poisoned, instrument.Symbol, "buy", 10m, stopLoss: 90m)).Guid("position.id");
         var healthyPosition = (await _trading.ExecutedOrderAsync(healthy, instrument.Symbol, "buy", 10m, stopLoss: 90m)).Guid("position.id");
-        await database.AdminExecuteAsync(
-            "CREATE FUNCTION public.refuse_for_the_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$");
-        await database.AdminExecuteAsync(
-            $"CREATE TRIGGER refuse_for_the_test BEFORE INSERT ON trading.orders FOR EACH ROW WHEN (NEW.user_id = '{poisoned}') EXECUTE FUNCTION public.refuse_for_the_test()");
+        var refusal = await database.RefuseOrdersOfAsync(poisoned);
         try
         {
             await _trading.SetPricesAsync((instrument.Symbol, 85m));
@@ -318,7 +315,7 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
             Assert.InRange(capped.WaitSeconds, 3500, 3600);
 
             // Fixed, and its time come: it closes at the price that crossed its stop.
-            await database.AdminExecuteAsync("DROP TRIGGER refuse_for_the_test ON trading.orders");
+            await refusal.DisposeAsync();
             await database.AdminExecuteAsync("UPDATE trading.risk_events SET retry_at = now() - interval '1 second' WHERE id = $1", waiting.Id);
             await _trading.DrainAsync();
 
@@ -328,8 +325,7 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
         }
         finally
         {
-            await database.AdminExecuteAsync("DROP TRIGGER IF EXISTS refuse_for_the_test ON trading.orders");
-            await database.AdminExecuteAsync("DROP FUNCTION public.refuse_for_the_test()");
+            await refusal.DisposeAsync();
             await database.AdminExecuteAsync("DELETE FROM trading.risk_events WHERE user_id = $1", poisoned);
         }
     }

@@ -79,6 +79,29 @@ public class DatabaseFixture : IAsyncLifetime
         return await command.ExecuteScalarAsync() is { } value and not DBNull ? (T)value : default;
     }
 
+    /// <summary>
+    /// Makes every order insert for <paramref name="user"/> fail (a trigger standing in for whatever makes one
+    /// account's writes fail: bad data, a bug) until the result is disposed.
+    /// </summary>
+    public async Task<IAsyncDisposable> RefuseOrdersOfAsync(Guid user)
+    {
+        var name = "refuse_orders_" + user.ToString("N");
+        await AdminExecuteAsync(
+            $"CREATE FUNCTION public.{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$");
+        await AdminExecuteAsync(
+            $"CREATE TRIGGER {name} BEFORE INSERT ON trading.orders FOR EACH ROW WHEN (NEW.user_id = '{user}') EXECUTE FUNCTION public.{name}()");
+        return new Refusal(this, name);
+    }
+
+    private sealed class Refusal(DatabaseFixture database, string name) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await database.AdminExecuteAsync($"DROP TRIGGER IF EXISTS {name} ON trading.orders");
+            await database.AdminExecuteAsync($"DROP FUNCTION IF EXISTS public.{name}()");
+        }
+    }
+
 #pragma warning disable CA2100 // Tests pass constant SQL; values travel as parameters.
     private static NpgsqlCommand CreateCommand(NpgsqlConnection connection, string sql, object?[] parameters)
     {
