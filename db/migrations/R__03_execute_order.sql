@@ -3,7 +3,8 @@ SET LOCAL ROLE orders_owner;
 SET LOCAL search_path = trading, pg_catalog;
 
 -- Executes a market or limit (immediate-or-cancel) order at the instrument's last price for the acting
--- user (app.user_id). Locks the account, then the position: always that order, so no deadlocks.
+-- user (app.user_id). Waits for the account's turn (R__01), then locks the account, then the position: always
+-- that order, so no deadlocks.
 --   same direction (or no position): weighted average entry, used_margin += margin, balance -= commission;
 --   opposite direction: closes min(qty, position) realizing PnL and releasing margin pro rata, and opens
 --   the rest on the other side.
@@ -158,6 +159,7 @@ BEGIN
     BEGIN
         <<validation_under_lock>>
         BEGIN
+            PERFORM wait_for_account_turn(v_user);
             SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
             IF NOT FOUND THEN
                 RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');

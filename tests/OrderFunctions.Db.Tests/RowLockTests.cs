@@ -5,7 +5,8 @@ using OrderFunctions.Testing;
 namespace OrderFunctions.Db.Tests;
 
 /// <summary>
-/// How the money functions lock the account row. execute_order and rollback_order_execution take their row
+/// How the money functions lock the account row. Orders first wait for the account's turn (wait_for_account_turn, an
+/// advisory lock that queues them in arrival order), then take the row lock. execute_order and rollback_order_execution take their row
 /// locks inside their exception block: a lock taken outside it, followed by the block's foreign-key checks and
 /// UPDATE under the block's own subtransaction id, turns the row's xmax into a MultiXact on every call, which
 /// every later locker of that account must read back (GetMultiXactIdMembers was 15% of PostgreSQL's CPU with
@@ -34,6 +35,57 @@ public sealed class RowLockTests(DatabaseFixture database) : IClassFixture<Datab
         Assert.True(versions.Count >= 3, $"expected at least 3 versions of the account row, found {versions.Count}");
         Assert.All(versions, v => Assert.True((v.Infomask & XmaxIsMulti) == 0,
             $"account row version at lp {v.Lp} (xmin {v.Xmin}) has a MultiXact xmax {v.Xmax}"));
+    }
+
+    [Fact]
+    public async Task Orders_for_one_account_wait_for_their_turn_in_arrival_order()
+    {
+        var instrument = await _trading.NewInstrumentAsync(1m, 0.1m, 0.001m, 100m);
+        var user = await _trading.NewTraderAsync(10_000m);
+
+        // Another writer holds the account row: the first order takes the account's turn and waits on the row.
+        await using var holder = await database.OpenAdminConnectionAsync();
+        await using var holding = await holder.BeginTransactionAsync();
+        await holder.ExecuteAsync("SELECT 1 FROM trading.accounts WHERE user_id = @user FOR UPDATE", new { user }, holding);
+        var first = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 1m, key: "first");
+        await WaitForOrdersWaitingOnAsync("transactionid", 1, first);
+
+        // The next ones queue for the turn (the advisory lock), not on the row, where one that came later could
+        // take the row ahead of them when it comes free.
+        var second = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 2m, key: "second");
+        await WaitForOrdersWaitingOnAsync("advisory", 1, second);
+        var third = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 3m, key: "third");
+        await WaitForOrdersWaitingOnAsync("advisory", 2, third);
+        await holding.CommitAsync();
+
+        var responses = await Task.WhenAll(first, second, third);
+        Assert.All(responses, r => Assert.True(r.Success, r.Json));
+        var logs = await _trading.ExecutionLogsAsync(user);
+        Assert.Equal(responses.Select(r => r.Guid("order_id")), logs.Select(l => l.OrderId));
+    }
+
+    /// <summary>Waits until <paramref name="count"/> execute_order calls wait on <paramref name="waitEvent"/>; fails if <paramref name="call"/> ends first.</summary>
+    private async Task WaitForOrdersWaitingOnAsync(string waitEvent, long count, Task call)
+    {
+        for (var i = 0; i < 400; i++)
+        {
+            Assert.False(call.IsCompleted, $"the order did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
+            var waiting = await database.AdminScalarAsync<long>(
+                """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1 AND query LIKE '%execute_order%'
+                """, waitEvent);
+            if (waiting == count)
+            {
+                return;
+            }
+
+            await Task.Delay(25);
+        }
+
+        var events = await database.AdminScalarAsync<string>(
+            "SELECT string_agg(coalesce(wait_event, 'running'), ', ') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%execute_order%'");
+        Assert.Fail($"never {count} orders waiting on {waitEvent}; the orders wait on: {events}");
     }
 
     /// <summary>Every version of the trader's account row still on the heap pages, as pageinspect reads them.</summary>
