@@ -156,8 +156,9 @@ public sealed class LoadGenerator(Uri server, BenchOptions options, RoundTripCou
                 var elapsed = (now - warmupEnds) / (double)Stopwatch.Frequency;
                 var requests = recorders.Sum(r => r.Count);
                 var errors = recorders.Sum(r => r.Errors);
-                Console.Error.WriteLine(elapsed < 0
-                    ? $"  {scenario,-8} warming up ({-elapsed:F0} s left), {requests} requests"
+                // Within half a second of the warm-up's end the counts may still be the warm-up's: no rate yet.
+                Console.Error.WriteLine(elapsed < 0.5
+                    ? $"  {scenario,-8} warming up ({Math.Max(-elapsed, 0):F0} s left), {requests} requests"
                     : $"  {scenario,-8} {Math.Min(elapsed, total),4:F0}/{total:F0} s  {requests,7} requests  {requests / Math.Max(elapsed, 0.001),7:F0}/s  errors {errors}");
             }
         }
