@@ -250,7 +250,7 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
 
         // ... so this batch, passing it by (SKIP LOCKED), takes the margin check: it must wait for the stop, not liquidate.
         var check = _trading.ProcessRiskEventsAsync();
-        await WaitUntilBlockedOnALockAsync("process_risk_events", check);
+        await database.WaitUntilWaitingOnALockAsync("process_risk_events", check);
         Assert.DoesNotContain(await _trading.OrdersAsync(user), o => o.Source == "system");
 
         // The other batch gives the stop back undone: the waiting check closes it first, at the price that crossed it.
@@ -347,7 +347,7 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
 
         // A new price meanwhile waits for that batch, then queues its own check instead of vanishing with the old one.
         var price = _trading.SetPricesAsync((instrument.Symbol, 98m));
-        await WaitUntilBlockedOnALockAsync("set_prices", price);
+        await database.WaitUntilWaitingOnALockAsync("set_prices", price);
         await other.ExecuteAsync(new CommandDefinition("DELETE FROM trading.risk_events WHERE id = @checkId", new { checkId }, checking));
         await checking.CommitAsync();
         var set = await price;
@@ -496,26 +496,6 @@ public sealed class RiskEngineTests(DatabaseFixture database) : IClassFixture<Da
         var response = await _trading.ProcessRiskEventsAsync(decimal.Parse(level, System.Globalization.CultureInfo.InvariantCulture), limit);
 
         Assert.Equal(("VALIDATION_ERROR", 400), (response.ErrorCode, response.Status));
-    }
-
-    /// <summary>Waits until a backend running <paramref name="function"/> waits on a lock; fails if <paramref name="call"/> ends first.</summary>
-    private async Task WaitUntilBlockedOnALockAsync(string function, Task call)
-    {
-        for (var i = 0; i < 400; i++)
-        {
-            Assert.False(call.IsCompleted, $"{function} did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
-            var waiting = await database.AdminScalarAsync<long>(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1",
-                $"%{function}%");
-            if (waiting > 0)
-            {
-                return;
-            }
-
-            await Task.Delay(25);
-        }
-
-        Assert.Fail($"{function} never waited on a lock");
     }
 
     private Task<long> QueuedAsync() => _trading.AdminAsync(c => c.ExecuteScalarAsync<long>("SELECT count(*) FROM trading.risk_events"));

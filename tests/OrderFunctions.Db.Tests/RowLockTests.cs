@@ -48,44 +48,20 @@ public sealed class RowLockTests(DatabaseFixture database) : IClassFixture<Datab
         await using var holding = await holder.BeginTransactionAsync();
         await holder.ExecuteAsync("SELECT 1 FROM trading.accounts WHERE user_id = @user FOR UPDATE", new { user }, holding);
         var first = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 1m, key: "first");
-        await WaitForOrdersWaitingOnAsync("transactionid", 1, first);
+        await database.WaitUntilWaitingOnALockAsync("execute_order", first, "transactionid");
 
         // The next ones queue for the turn (the advisory lock), not on the row, where one that came later could
         // take the row ahead of them when it comes free.
         var second = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 2m, key: "second");
-        await WaitForOrdersWaitingOnAsync("advisory", 1, second);
+        await database.WaitUntilWaitingOnALockAsync("execute_order", second, "advisory");
         var third = _trading.ExecuteOrderAsync(user, instrument.Symbol, "buy", 3m, key: "third");
-        await WaitForOrdersWaitingOnAsync("advisory", 2, third);
+        await database.WaitUntilWaitingOnALockAsync("execute_order", third, "advisory", count: 2);
         await holding.CommitAsync();
 
         var responses = await Task.WhenAll(first, second, third);
         Assert.All(responses, r => Assert.True(r.Success, r.Json));
         var logs = await _trading.ExecutionLogsAsync(user);
         Assert.Equal(responses.Select(r => r.Guid("order_id")), logs.Select(l => l.OrderId));
-    }
-
-    /// <summary>Waits until <paramref name="count"/> execute_order calls wait on <paramref name="waitEvent"/>; fails if <paramref name="call"/> ends first.</summary>
-    private async Task WaitForOrdersWaitingOnAsync(string waitEvent, long count, Task call)
-    {
-        for (var i = 0; i < 400; i++)
-        {
-            Assert.False(call.IsCompleted, $"the order did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
-            var waiting = await database.AdminScalarAsync<long>(
-                """
-                SELECT count(*) FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1 AND query LIKE '%execute_order%'
-                """, waitEvent);
-            if (waiting == count)
-            {
-                return;
-            }
-
-            await Task.Delay(25);
-        }
-
-        var events = await database.AdminScalarAsync<string>(
-            "SELECT string_agg(coalesce(wait_event, 'running'), ', ') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%execute_order%'");
-        Assert.Fail($"never {count} orders waiting on {waitEvent}; the orders wait on: {events}");
     }
 
     /// <summary>Every version of the trader's account row still on the heap pages, as pageinspect reads them.</summary>

@@ -80,6 +80,31 @@ public class DatabaseFixture : IAsyncLifetime
     }
 
     /// <summary>
+    /// Waits until at least <paramref name="count"/> backends of this database whose query contains
+    /// <paramref name="queryPart"/> wait on a lock (on <paramref name="waitEvent"/> when given: pg_stat_activity's
+    /// wait_event, e.g. "advisory" or "transactionid"); fails if <paramref name="call"/> ends first, or after 10 s.
+    /// </summary>
+    public async Task WaitUntilWaitingOnALockAsync(string queryPart, Task call, string? waitEvent = null, long count = 1)
+    {
+        const string Backends = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'";
+        for (var i = 0; i < 400; i++)
+        {
+            Assert.False(call.IsCompleted, $"{queryPart} did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
+            var waiting = await AdminScalarAsync<long>(
+                $"SELECT count(*) {Backends} AND wait_event_type = 'Lock' AND ($2::text IS NULL OR wait_event = $2::text)", queryPart, waitEvent);
+            if (waiting >= count)
+            {
+                return;
+            }
+
+            await Task.Delay(25);
+        }
+
+        var events = await AdminScalarAsync<string>($"SELECT string_agg(coalesce(wait_event, 'running'), ', ') {Backends}", queryPart);
+        Assert.Fail($"never {count} backends running {queryPart} waiting on {waitEvent ?? "a lock"}; they wait on: {events ?? "nothing"}");
+    }
+
+    /// <summary>
     /// Makes every order insert for <paramref name="user"/> fail (a trigger standing in for whatever makes one
     /// account's writes fail: bad data, a bug) until the result is disposed.
     /// </summary>
