@@ -111,7 +111,7 @@ public sealed class OtlpTraceReceiver : IAsyncDisposable
         // An export groups its spans by instrumentation scope, not by when they ended, so a request's entry span
         // (Microsoft.AspNetCore's) can come before its Npgsql children in the same export. Every span of the export
         // is stored before any waiter looks: a waiter woken between the two saw the entry without its database
-        // commands (TelemetryTests and TradeListingTests each failed so once in CI).
+        // commands (TelemetryTests and TradeListingTests each failed once in CI the way this race makes them fail).
         var received = 0;
         foreach (var resourceSpans in request.ResourceSpans)
         {
