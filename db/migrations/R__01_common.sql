@@ -69,6 +69,14 @@ AS $$
     SELECT trading.error_envelope('USER_NOT_FOUND', 'no acting user is set for this transaction')
 $$;
 
+-- The answer of every trader-facing function whose acting user has no account.
+CREATE OR REPLACE FUNCTION no_account()
+    RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT trading.error_envelope('USER_NOT_FOUND', 'the acting user has no account')
+$$;
+
 -- A price or quantity the schema can hold: at most 8 decimals (numeric(20, 8)) and below 1e12. Callers check the
 -- sign themselves (their messages differ).
 CREATE OR REPLACE FUNCTION within_money_range(p_value numeric)

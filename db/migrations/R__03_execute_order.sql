@@ -162,7 +162,7 @@ BEGIN
             PERFORM wait_for_account_turn(v_user);
             SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
             IF NOT FOUND THEN
-                RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
+                RETURN no_account();
             END IF;
 
             -- Under the account lock every earlier request with this key has committed or rolled back.
@@ -294,13 +294,8 @@ BEGIN
         -- positions).
         <<writes>>
         BEGIN
-            IF NOT v_has_position THEN
-                INSERT INTO positions (user_id, symbol, strategy_id, side, quantity, avg_entry_price, used_margin,
-                                       stop_loss, take_profit, commission_paid, opened_at, last_transaction_id, updated_at)
-                VALUES (v_user, p_symbol, p_strategy_id, v_new_side, p_quantity, v_price, v_margin,
-                        p_stop_loss, p_take_profit, v_commission, v_now, v_tx, v_now)
-                RETURNING * INTO v_result;
-            ELSIF v_close = 0 THEN
+            -- The position it had: more of it (same side), less of it, or closed ...
+            IF v_has_position AND v_close = 0 THEN
                 UPDATE positions
                 SET quantity = quantity + p_quantity,
                     avg_entry_price = round((avg_entry_price * quantity + v_price * p_quantity) / (quantity + p_quantity), 12),
@@ -313,7 +308,7 @@ BEGIN
                     updated_at = v_now
                 WHERE user_id = v_user AND id = v_position.id
                 RETURNING * INTO v_result;
-            ELSIF v_close < v_position.quantity THEN
+            ELSIF v_close > 0 AND v_close < v_position.quantity THEN
                 UPDATE positions
                 SET quantity = quantity - v_close,
                     used_margin = used_margin - v_released,
@@ -324,7 +319,7 @@ BEGIN
                     updated_at = v_now
                 WHERE user_id = v_user AND id = v_position.id
                 RETURNING * INTO v_result;
-            ELSE
+            ELSIF v_close > 0 THEN
                 UPDATE positions
                 SET status = 'closed',
                     quantity = 0,
@@ -337,13 +332,14 @@ BEGIN
                     updated_at = v_now
                 WHERE user_id = v_user AND id = v_position.id
                 RETURNING * INTO v_result;
-                IF v_open > 0 THEN
-                    INSERT INTO positions (user_id, symbol, strategy_id, side, quantity, avg_entry_price, used_margin,
-                                           stop_loss, take_profit, commission_paid, opened_at, last_transaction_id, updated_at)
-                    VALUES (v_user, p_symbol, p_strategy_id, v_new_side, v_open, v_price, v_margin,
-                            p_stop_loss, p_take_profit, v_commission, v_now, v_tx, v_now)
-                    RETURNING * INTO v_result;
-                END IF;
+            END IF;
+            -- ... and a new one for what opens on a side it had none of (no position before, or the rest of a flip).
+            IF v_open > 0 AND NOT (v_has_position AND v_close = 0) THEN
+                INSERT INTO positions (user_id, symbol, strategy_id, side, quantity, avg_entry_price, used_margin,
+                                       stop_loss, take_profit, commission_paid, opened_at, last_transaction_id, updated_at)
+                VALUES (v_user, p_symbol, p_strategy_id, v_new_side, v_open, v_price, v_margin,
+                        p_stop_loss, p_take_profit, v_commission, v_now, v_tx, v_now)
+                RETURNING * INTO v_result;
             END IF;
 
             -- The response, built once: returned now and stored for an exact replay.

@@ -37,7 +37,7 @@ BEGIN
     SELECT * INTO v_account FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
         IF NOT p_create_if_missing OR p_margin_delta <> 0 OR p_balance_delta <= 0 THEN
-            RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
+            RETURN no_account();
         END IF;
         -- A concurrent first deposit may create it too: the loser updates the winner's row instead.
         INSERT INTO accounts (user_id, balance) VALUES (v_user, p_balance_delta)

@@ -21,7 +21,7 @@ BEGIN
     ELSIF p_name IS NULL OR length(btrim(p_name)) NOT BETWEEN 1 AND 100 THEN
         RETURN validation_error('name', 'must be 1 to 100 characters');
     ELSIF NOT EXISTS (SELECT 1 FROM accounts WHERE user_id = v_user) THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
+        RETURN no_account();
     END IF;
 
     INSERT INTO strategies (user_id, name) VALUES (v_user, btrim(p_name))

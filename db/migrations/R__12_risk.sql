@@ -144,7 +144,7 @@ BEGIN
 
     PERFORM 1 FROM accounts WHERE user_id = v_user FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN error_envelope('USER_NOT_FOUND', 'the acting user has no account');
+        RETURN no_account();
     END IF;
     SELECT p.*, i.last_price, i.tick_size INTO v_position
     FROM positions p
@@ -507,13 +507,12 @@ DECLARE
 BEGIN
     IF coalesce(cardinality(v_users), 0) = 0 THEN
         RETURN;
-    ELSIF p_wait THEN
-        SELECT array_agg(e ORDER BY e.id) INTO v_events
-        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND attempts = 0 AND user_id = ANY (v_users) ORDER BY id FOR UPDATE) e;
-    ELSE
-        SELECT array_agg(e ORDER BY e.id) INTO v_events
-        FROM (SELECT * FROM risk_events WHERE kind <> 'price_moved' AND attempts = 0 AND user_id = ANY (v_users) ORDER BY id FOR UPDATE SKIP LOCKED) e;
     END IF;
+    -- One query for both lock modes (a lock clause cannot be a parameter); planned per batch, not per order.
+    EXECUTE format('SELECT array_agg(e ORDER BY e.id) FROM (SELECT * FROM risk_events WHERE kind <> %L AND attempts = 0 '
+                   'AND user_id = ANY ($1) ORDER BY id FOR UPDATE %s) e',
+                   'price_moved', CASE WHEN p_wait THEN '' ELSE 'SKIP LOCKED' END)
+        INTO v_events USING v_users;
     RETURN QUERY SELECT * FROM close_queued(v_events);
 
     PERFORM 1 FROM accounts WHERE user_id = ANY (v_users) ORDER BY user_id FOR UPDATE;
