@@ -12,7 +12,9 @@ SET LOCAL search_path = trading, pg_catalog;
 -- balance must not be negative (INSUFFICIENT_BALANCE), and free margin (equity - used_margin, the existing
 -- position marked at the execution price) must stay >= 0 (INSUFFICIENT_MARGIN), i.e. free margin before >=
 -- margin + commission. A reduce-only order (it only shrinks or closes a position) is never refused for
--- balance or margin: a trader can always get out. When its realized loss and commission exceed the balance,
+-- balance or margin: a trader can always get out; p_reduce_only asks for that and nothing more: an order that
+-- would open or add exposure (no position left to reduce, the same side, more than the position) is then rejected
+-- (REDUCE_ONLY_REJECTED), so a close that lost a race with a stop does not open the other side. When its realized loss and commission exceed the balance,
 -- the balance goes to 0 and the shortfall is written off (orders.write_off and a write_offs ledger entry).
 -- stop_loss / take_profit are for the position the order opens or adds to: on tick, and on the right side of
 -- the execution price (a buy: stop_loss below, take_profit above; a sell: the reverse). An order that only
@@ -103,7 +105,8 @@ CREATE OR REPLACE FUNCTION execute_order(
         p_request_fingerprint text,
         p_strategy_id uuid DEFAULT NULL,
         p_stop_loss numeric DEFAULT NULL,
-        p_take_profit numeric DEFAULT NULL)
+        p_take_profit numeric DEFAULT NULL,
+        p_reduce_only boolean DEFAULT false)
     RETURNS jsonb
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -245,7 +248,14 @@ BEGIN
                 -- An order that opens exposure must leave the balance >= 0 and free margin (equity - used margin,
                 -- this position marked at the execution price) >= 0. Reduce-only: never refused; a loss the
                 -- balance cannot pay is written off.
-                IF v_open = 0 THEN
+                IF p_reduce_only AND v_open > 0 THEN
+                    v_code := 'REDUCE_ONLY_REJECTED';
+                    v_message := CASE
+                        WHEN NOT v_has_position THEN format('reduce_only: there is no open %s position to reduce', p_symbol)
+                        WHEN v_close = 0 THEN format('reduce_only: a %s adds to the %s position', p_side, v_position.side)
+                        ELSE format('reduce_only: %s exceeds the %s position of %s', trim_scale(p_quantity), v_position.side,
+                                    trim_scale(v_position.quantity)) END;
+                ELSIF v_open = 0 THEN
                     IF v_balance < 0 THEN
                         v_write_off := -v_balance;
                         v_balance := 0;
@@ -275,10 +285,10 @@ BEGIN
                 v_response := error_envelope(v_code, v_message,
                     jsonb_build_object('order_id', v_order_id, 'transaction_id', v_tx, 'status', 'rejected'));
                 INSERT INTO orders (user_id, id, symbol, strategy_id, side, type, quantity, limit_price, stop_loss, take_profit,
-                                    status, transaction_id, idempotency_key, request_fingerprint, response,
+                                    reduce_only, status, transaction_id, idempotency_key, request_fingerprint, response,
                                     failure_reason, error_code, created_at, updated_at)
                 VALUES (v_user, v_order_id, p_symbol, p_strategy_id, p_side, p_type, p_quantity, p_limit_price, p_stop_loss, p_take_profit,
-                        'rejected', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
+                        p_reduce_only, 'rejected', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
                         v_message, v_code, v_now, v_now);
                 INSERT INTO execution_logs (user_id, order_id, event, reason, error_code, transaction_id, details)
                 VALUES (v_user, v_order_id, 'REJECTED', v_message, v_code, v_tx,
@@ -370,11 +380,11 @@ BEGIN
                     'used_margin', trim_scale(v_used))));
 
             INSERT INTO orders (user_id, id, symbol, strategy_id, side, type, quantity, filled_quantity, limit_price, stop_loss, take_profit,
-                                status, transaction_id, idempotency_key, request_fingerprint, response,
+                                reduce_only, status, transaction_id, idempotency_key, request_fingerprint, response,
                                 executed_price, executed_at, commission, balance_delta, margin_delta, realized_pnl, write_off,
                                 position_id, position_before, position_version_after, created_at, updated_at)
             VALUES (v_user, v_order_id, p_symbol, p_strategy_id, p_side, p_type, p_quantity, p_quantity, p_limit_price, p_stop_loss, p_take_profit,
-                    'executed', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
+                    p_reduce_only, 'executed', v_tx, p_idempotency_key, p_request_fingerprint, v_response,
                     v_price, v_now, v_commission, v_realized - v_commission + v_write_off, v_margin - v_released, v_realized, v_write_off,
                     v_result.id, CASE WHEN v_has_position THEN to_jsonb(v_position) END, v_result.version, v_now, v_now);
             INSERT INTO fills (user_id, id, order_id, symbol, strategy_id, side, quantity, price, commission, realized_pnl, transaction_id, filled_at)
@@ -415,7 +425,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric) TO orders_api;
+REVOKE ALL ON FUNCTION execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric, boolean) TO orders_api;
 
 RESET ROLE;

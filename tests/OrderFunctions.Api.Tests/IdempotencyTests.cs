@@ -64,6 +64,23 @@ public class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
     }
 
     [Fact]
+    public async Task Reduce_only_false_is_the_same_order_as_none_and_reduce_only_true_another()
+    {
+        var trader = await api.NewTraderAsync(10_000m);
+        var token = ApiFixture.TokenFor(trader);
+        var key = Guid.NewGuid().ToString();
+        (await api.PlaceOrderAsync(token, Order, key)).AssertSuccess(201);
+
+        var spelt = await api.PlaceOrderAsync(token, new { symbol = EurUsd.Symbol, side = "buy", type = "market", quantity = 0.1m, reduce_only = false }, key);
+        var flagged = await api.PlaceOrderAsync(token, new { symbol = EurUsd.Symbol, side = "buy", type = "market", quantity = 0.1m, reduce_only = true }, key);
+
+        spelt.AssertSuccess(200);
+        Assert.Equal("true", spelt.Header("Idempotent-Replayed"));
+        flagged.AssertProblem(422, "IDEMPOTENCY_KEY_REUSED");
+        Assert.Equal(1, await api.CountAsync("FROM trading.orders WHERE user_id = $1", trader));
+    }
+
+    [Fact]
     public async Task Keys_belong_to_one_trader_so_another_trader_may_use_the_same_key()
     {
         var first = ApiFixture.TokenFor(await api.NewTraderAsync(10_000m));

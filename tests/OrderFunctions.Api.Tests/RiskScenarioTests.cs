@@ -47,6 +47,46 @@ public sealed class RiskScenarioTests(ApiFixture api) : IClassFixture<ApiFixture
     }
 
     [Fact]
+    public async Task A_reduce_only_close_that_the_stop_beat_is_409_and_opens_no_short()
+    {
+        // The trader's close races the stop: the price moves to 85 and the stop closes the position first.
+        var (instrument, token, _) = await ArrangeAsync(stopLoss: 90m, takeProfit: null);
+        await api.SetPriceAsync(instrument.Symbol, 85m);
+        var balance = Money(await AccountAsync(token), "balance");
+        var key = Guid.NewGuid().ToString();
+        var close = new { symbol = instrument.Symbol, side = "sell", type = "market", quantity = 50m, reduce_only = true };
+
+        var refused = await api.PlaceOrderAsync(token, close, key);
+        var replayed = await api.PlaceOrderAsync(token, close, key);
+
+        refused.AssertProblem(409, "REDUCE_ONLY_REJECTED");
+        Assert.Contains($"there is no open {instrument.Symbol} position to reduce", refused.Root.GetProperty("error_message").GetString(), StringComparison.Ordinal);
+        replayed.AssertProblem(409, "REDUCE_ONLY_REJECTED");
+        Assert.Equal("true", replayed.Header("Idempotent-Replayed"));
+        var positions = (await api.GetAsync("/api/positions?status=open", token)).AssertSuccess(200).GetProperty("items");
+        Assert.Empty(positions.EnumerateArray());
+        Assert.Equal(balance, Money(await AccountAsync(token), "balance"));
+        var order = (await api.GetAsync($"/api/orders/{refused.Data.GetProperty("order_id").GetString()}", token)).AssertSuccess(200);
+        Assert.Equal(("rejected", true), (order.GetProperty("status").GetString(), order.GetProperty("reduce_only").GetBoolean()));
+    }
+
+    [Fact]
+    public async Task A_reduce_only_order_with_stops_or_a_flag_that_is_not_a_boolean_is_400_and_stores_nothing()
+    {
+        var (instrument, token, _) = await ArrangeAsync(stopLoss: null, takeProfit: null);
+        var before = await DatabaseState.CaptureAsync(api);
+
+        var withStop = await api.PlaceOrderAsync(token,
+            new { symbol = instrument.Symbol, side = "sell", type = "market", quantity = 10m, reduce_only = true, stop_loss = 110m });
+        var notBoolean = await api.PlaceOrderAsync(token,
+            new { symbol = instrument.Symbol, side = "sell", type = "market", quantity = 10m, reduce_only = "yes" });
+
+        withStop.AssertFieldError(400, "VALIDATION_ERROR", "stop_loss");
+        notBoolean.AssertFieldError(400, "VALIDATION_ERROR", "reduce_only");
+        DatabaseState.AssertUnchanged(before, await DatabaseState.CaptureAsync(api));
+    }
+
+    [Fact]
     public async Task The_take_profit_closes_the_position_when_an_instruments_upsert_moves_the_price_past_it()
     {
         var (instrument, token, _) = await ArrangeAsync(stopLoss: 90m, takeProfit: 110m);

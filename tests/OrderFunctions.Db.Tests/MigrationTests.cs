@@ -43,7 +43,7 @@ public sealed class MigrationTests : IAsyncLifetime
         Assert.Equal(Migrator.Scripts.Count, report.Applied);
         Assert.Equal(Migrator.Scripts.Select(s => s.Name), await AppliedScriptsAsync());
         Assert.Equal(HeadVersion(), await ScalarAsync<string>("SELECT version FROM evolve.changelog WHERE type = 0 AND success ORDER BY id DESC LIMIT 1"));
-        Assert.True(await ScalarAsync<bool>("SELECT to_regprocedure('trading.execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric)') IS NOT NULL"));
+        Assert.True(await ScalarAsync<bool>("SELECT to_regprocedure('trading.execute_order(text, text, text, numeric, numeric, text, text, uuid, numeric, numeric, boolean)') IS NOT NULL"));
     }
 
     [Fact]

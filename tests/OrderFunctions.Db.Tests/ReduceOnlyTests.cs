@@ -146,6 +146,67 @@ public sealed class ReduceOnlyTests(DatabaseFixture database) : IClassFixture<Da
         Assert.Equal(before, await _trading.CountsAsync(user));
     }
 
+    [Fact]
+    public async Task A_reduce_only_close_that_a_stop_loss_beat_is_rejected_and_opens_nothing()
+    {
+        // Arrange: long 50 at 100 with its stop-loss at 90; the price falls to 85 and the risk engine closes it.
+        var instrument = await _trading.NewInstrumentAsync(contractSize: 1m, marginRate: 0.1m, commissionRate: 0.001m, lastPrice: 100m);
+        var user = await _trading.NewTraderAsync(1_000m);
+        await _trading.ExecutedOrderAsync(user, instrument.Symbol, "buy", 50m, stopLoss: 90m);
+        Assert.True((await _trading.SetPricesAsync((instrument.Symbol, 85m))).Success);
+        await _trading.DrainAsync();
+        Assert.All(await _trading.PositionsAsync(user), p => Assert.Equal("closed", p.Status));
+        var before = await _trading.AccountSnapshotAsync(user);
+        var positionsBefore = await _trading.PositionsSnapshotAsync(user);
+
+        // Act: the trader's close, sent before they saw the stop act.
+        var response = await _trading.ExecuteOrderAsync(user, instrument.Symbol, "sell", 50m, reduceOnly: true);
+
+        // Assert: refused and recorded as such; no short opened, no money moved.
+        Assert.Equal(("REDUCE_ONLY_REJECTED", 409), (response.ErrorCode, response.Status));
+        Assert.Contains($"there is no open {instrument.Symbol} position to reduce", response.ErrorMessage, StringComparison.Ordinal);
+        var order = await _trading.OrderAsync(user, response.Guid("order_id"));
+        Assert.Equal(("rejected", true, "REDUCE_ONLY_REJECTED"), (order.Status, order.ReduceOnly, order.ErrorCode));
+        Assert.Equal(before, await _trading.AccountSnapshotAsync(user));
+        Assert.Equal(positionsBefore, await _trading.PositionsSnapshotAsync(user));
+        Assert.Equal("REJECTED", (await _trading.ExecutionLogsAsync(user))[^1].Event);
+    }
+
+    [Theory]
+    [InlineData("buy", 10, "reduce_only: a buy adds to the long position")]
+    [InlineData("sell", 60, "reduce_only: 60 exceeds the long position of 50")]
+    public async Task A_reduce_only_order_that_would_add_or_flip_is_rejected(string side, int quantity, string message)
+    {
+        var (instrument, user, _) = await ArrangeLongOf50At100Async();
+        var before = await _trading.AccountSnapshotAsync(user);
+        var positionsBefore = await _trading.PositionsSnapshotAsync(user);
+
+        var response = await _trading.ExecuteOrderAsync(user, instrument.Symbol, side, quantity, reduceOnly: true);
+
+        Assert.Equal(("REDUCE_ONLY_REJECTED", 409), (response.ErrorCode, response.Status));
+        Assert.Contains(message, response.ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal("rejected", (await _trading.OrderAsync(user, response.Guid("order_id"))).Status);
+        Assert.Equal(before, await _trading.AccountSnapshotAsync(user));
+        Assert.Equal(positionsBefore, await _trading.PositionsSnapshotAsync(user));
+    }
+
+    [Fact]
+    public async Task A_reduce_only_close_of_a_losing_position_executes_like_any_close()
+    {
+        // The same close as the first test's, flagged: never refused for balance, the shortfall written off.
+        var (instrument, user, opening) = await ArrangeLongOf50At100Async();
+        await _trading.UpsertAsync(instrument with { LastPrice = 70m });
+
+        var response = await _trading.ExecuteOrderAsync(user, instrument.Symbol, "sell", 50m, reduceOnly: true);
+
+        Assert.True(response.Success, response.Json);
+        Assert.Equal((201, 508.5m), (response.Status, response.Decimal("write_off")));
+        var order = await _trading.OrderAsync(user, response.Guid("order_id"));
+        Assert.Equal(("executed", true), (order.Status, order.ReduceOnly));
+        Assert.Equal("closed", (await _trading.PositionAsync(user, opening.Guid("position.id"))).Status);
+        Assert.True((await _trading.IntegrityAsync(user, order.TransactionId)).Bool("valid"));
+    }
+
     private async Task<(Instrument Instrument, Guid User, Envelope Opening)> ArrangeLongOf50At100Async()
     {
         var instrument = await _trading.NewInstrumentAsync(contractSize: 1m, marginRate: 0.1m, commissionRate: 0.001m, lastPrice: 100m);

@@ -43,7 +43,7 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
         string[] outcomes =
         [
             "executed", "rolled_back", "replayed", "INSUFFICIENT_BALANCE", "INSUFFICIENT_MARGIN", "PRICE_NOT_MARKETABLE", "INSTRUMENT_NOT_TRADABLE",
-            "VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED", "ROLLBACK_CONFLICT", "INVALID_ORDER_STATE",
+            "VALIDATION_ERROR", "IDEMPOTENCY_KEY_REUSED", "ROLLBACK_CONFLICT", "INVALID_ORDER_STATE", "REDUCE_ONLY_REJECTED",
             "stop_loss", "take_profit", "liquidation", "written off by a system close", "stops changed", "POSITION_NOT_OPEN", "system close rolled back",
         ];
         foreach (var expected in Iterations >= 60 ? outcomes : [])
@@ -85,7 +85,7 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
                 Deposit deposit => await DepositAsync(db, user, model, deposit),
                 Rollback rollback => await RollbackAsync(db, user, model, rollback),
                 Replay replay => await ReplayAsync(db, user, model, sent, replay),
-                CloseLatest => await CloseLatestAsync(db, user, model, sent, $"{tag}-K{i}"),
+                CloseLatest close => await CloseLatestAsync(db, user, model, sent, close, $"{tag}-K{i}"),
                 var other => throw new InvalidOperationException($"unknown step {other}"),
             };
             await AssertDatabaseMatchesAsync(db, user, model, $"step {i} ({scenario.Steps[i]}): {what}");
@@ -139,19 +139,20 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
         var offTick = step.OffTickStop ? terms.TickSize / 2 : 0;
         var stopLoss = step.StopTicks is { } stopTicks ? Positive(reference - direction * stopTicks * terms.TickSize + offTick, terms.TickSize) : (decimal?)null;
         var takeProfit = step.ProfitTicks is { } profitTicks ? Positive(reference + direction * profitTicks * terms.TickSize, terms.TickSize) : (decimal?)null;
-        var request = new OrderRequest(terms.Symbol, side, step.Limit ? "limit" : "market", quantity, limit, key, stopLoss, takeProfit);
+        var request = new OrderRequest(terms.Symbol, side, step.Limit ? "limit" : "market", quantity, limit, key, stopLoss, takeProfit, step.ReduceOnly);
         sent.Add(request);
         return await SendOrderAsync(db, user, model, request);
     }
 
-    private async Task<string> CloseLatestAsync(TradingDatabase db, Guid user, TradingModel model, List<OrderRequest> sent, string key)
+    private async Task<string> CloseLatestAsync(TradingDatabase db, Guid user, TradingModel model, List<OrderRequest> sent, CloseLatest step, string key)
     {
         if (model.Orders.Count == 0 || model.OpenPosition(model.Orders[^1].Symbol) is not { } position)
         {
             return "nothing to close";
         }
 
-        var request = new OrderRequest(position.Symbol, position.Side == "long" ? "sell" : "buy", "market", position.Quantity, null, key);
+        var request = new OrderRequest(position.Symbol, position.Side == "long" ? "sell" : "buy", "market", position.Quantity, null, key,
+            ReduceOnly: step.ReduceOnly);
         sent.Add(request);
         return "close: " + await SendOrderAsync(db, user, model, request);
     }
@@ -172,7 +173,7 @@ public sealed class ExecuteOrderOracleTests(DatabaseFixture database, ITestOutpu
     {
         var expected = model.PlaceOrder(request);
         var response = await db.ExecuteOrderAsync(user, request.Symbol, request.Side, request.Type, request.Quantity, request.LimitPrice,
-            request.Key, request.Fingerprint, request.StopLoss, request.TakeProfit);
+            request.Key, request.Fingerprint, request.StopLoss, request.TakeProfit, request.ReduceOnly);
         var what = $"{request} -> predicted {expected.Outcome} ({expected.Handling})";
         AssertOutcome(expected.Outcome, response, what);
         Count(expected.Handling == Handling.Stored && expected.Outcome.Success ? "executed" : expected.Outcome.ErrorCode ?? "replayed");

@@ -32,7 +32,7 @@ public sealed class ListingHandler(OrdersDatabase database)
 
         const string sql = """
             SELECT o.id, o.transaction_id, o.symbol, o.side, o.type, o.source, o.quantity, o.filled_quantity, o.limit_price,
-                   o.stop_loss, o.take_profit, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl, o.write_off,
+                   o.stop_loss, o.take_profit, o.reduce_only, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl, o.write_off,
                    o.balance_delta, o.margin_delta, o.position_id, o.strategy_id, o.failure_reason, o.error_code,
                    o.rollback_transaction_id, o.rolled_back_at, o.created_at
             FROM trading.orders o

@@ -27,14 +27,14 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
 
         const string sql = """
             SELECT trading.execute_order(@Symbol, @Side, @Type, @Quantity, @LimitPrice, @Key, @Fingerprint,
-                                         @StrategyId, @StopLoss, @TakeProfit)
+                                         @StrategyId, @StopLoss, @TakeProfit, @ReduceOnly)
             """;
         // Keyed by Idempotency-Key: repeating the call after a lost connection cannot execute twice.
         var envelope = await database.CallAsync(DbRole.Api, context.RequiredCaller.UserId, sql,
             new
             {
                 order!.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, Key = key, Fingerprint = Fingerprint(order),
-                order.StrategyId, order.StopLoss, order.TakeProfit,
+                order.StrategyId, order.StopLoss, order.TakeProfit, order.ReduceOnly,
             },
             Writes.Idempotently, context.CancellationToken);
 
@@ -51,7 +51,7 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
 
         const string sql = """
             SELECT o.id, o.transaction_id, o.symbol, o.side, o.type, o.source, o.quantity, o.filled_quantity, o.limit_price,
-                   o.stop_loss, o.take_profit, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl, o.write_off,
+                   o.stop_loss, o.take_profit, o.reduce_only, o.status, o.executed_price, o.executed_at, o.commission, o.realized_pnl, o.write_off,
                    o.balance_delta, o.margin_delta, o.position_id, o.strategy_id, o.failure_reason, o.error_code,
                    o.rollback_transaction_id, o.rolled_back_at, o.created_at,
                    f.id AS fill_id, f.quantity AS fill_quantity, f.price AS fill_price, f.commission AS fill_commission,
@@ -177,13 +177,32 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
         var strategyId = fields.Uuid("strategy_id", required: false);
         var stopLoss = fields.Decimal("stop_loss", required: false, ApiLimits.Positive);
         var takeProfit = fields.Decimal("take_profit", required: false, ApiLimits.Positive);
-        return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit);
+        var reduceOnly = fields.Boolean("reduce_only", required: false) ?? false;
+        if (reduceOnly)
+        {
+            // It can only shrink or close a position, which keeps its stops (PATCH /api/positions/{id} changes them).
+            foreach (var (name, value) in new[] { ("stop_loss", stopLoss), ("take_profit", takeProfit) })
+            {
+                if (value is not null)
+                {
+                    fields.Fail(name, "must be omitted for a reduce_only order");
+                }
+            }
+        }
+
+        return new OrderRequest(symbol ?? "", side ?? "", type ?? "", quantity ?? 0, limitPrice, strategyId, stopLoss, takeProfit, reduceOnly);
     }
 
-    /// <summary>The order's identity for idempotency: any difference in what would execute changes it.</summary>
-    internal static string Fingerprint(OrderRequest order) => Idempotency.Fingerprint(
-        "v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss, order.TakeProfit);
+    /// <summary>
+    /// The order's identity for idempotency: any difference in what would execute changes it. reduce_only joins it only
+    /// when set, so the fingerprint of every other order is the one it had before the flag existed.
+    /// </summary>
+    internal static string Fingerprint(OrderRequest order) => order.ReduceOnly
+        ? Idempotency.Fingerprint("v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss,
+            order.TakeProfit, "reduce_only")
+        : Idempotency.Fingerprint("v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss,
+            order.TakeProfit);
 
     internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, Guid? StrategyId,
-        decimal? StopLoss, decimal? TakeProfit);
+        decimal? StopLoss, decimal? TakeProfit, bool ReduceOnly = false);
 }

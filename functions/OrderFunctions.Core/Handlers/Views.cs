@@ -17,6 +17,9 @@ public record OrderView
     public decimal? LimitPrice { get; init; }
     public decimal? StopLoss { get; init; }
     public decimal? TakeProfit { get; init; }
+
+    /// <summary>The order asked to only shrink or close a position (refused with REDUCE_ONLY_REJECTED otherwise).</summary>
+    public bool ReduceOnly { get; init; }
     public string Status { get; init; } = "";
     public decimal? ExecutedPrice { get; init; }
     public DateTime? ExecutedAt { get; init; }

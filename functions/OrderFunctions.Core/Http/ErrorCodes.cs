@@ -2,7 +2,7 @@ namespace OrderFunctions.Core.Http;
 
 /// <summary>
 /// Every error code the API returns, with its HTTP status and problem title. The statuses mirror the database's
-/// trading.error_codes (db/migrations/V1_5_2), which the stored functions' envelopes read; ErrorCodeTableTests fails
+/// trading.error_codes (db/migrations/V1_5_2, and V1_7 for REDUCE_ONLY_REJECTED), which the stored functions' envelopes read; ErrorCodeTableTests fails
 /// when the two disagree.
 /// </summary>
 public static class ErrorCodes
@@ -33,6 +33,7 @@ public static class ErrorCodes
     public const string LengthRequired = "LENGTH_REQUIRED";
     public const string PositionNotFound = "POSITION_NOT_FOUND";
     public const string PositionNotOpen = "POSITION_NOT_OPEN";
+    public const string ReduceOnlyRejected = "REDUCE_ONLY_REJECTED";
 
     private static readonly Dictionary<string, (int Status, string Title)> Known = new(StringComparer.Ordinal)
     {
@@ -62,6 +63,7 @@ public static class ErrorCodes
         [LengthRequired] = (411, "The request body needs a Content-Length"),
         [PositionNotFound] = (404, "No such position"),
         [PositionNotOpen] = (409, "The position is not open"),
+        [ReduceOnlyRejected] = (409, "A reduce_only order would open or add exposure"),
     };
 
     public static IEnumerable<string> All => Known.Keys;

@@ -41,6 +41,7 @@ internal sealed record OrderRow
     public decimal Quantity { get; init; }
     public decimal FilledQuantity { get; init; }
     public decimal? LimitPrice { get; init; }
+    public bool ReduceOnly { get; init; }
     public string Status { get; init; } = "";
     public Guid TransactionId { get; init; }
     public string IdempotencyKey { get; init; } = "";

@@ -49,10 +49,10 @@ internal sealed class Trading(DatabaseFixture database)
         ScalarAsync<string>(Maintenance, null, $"SELECT coalesce(jsonb_agg(x), '[]')::text FROM {functionCall} x", new { user });
 
     public const string ExecuteOrderSql =
-        "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limit_price, @key, @fingerprint, NULL, @stop_loss, @take_profit)::text";
+        "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limit_price, @key, @fingerprint, NULL, @stop_loss, @take_profit, @reduce_only)::text";
 
     public static object OrderParameters(string symbol, string side, decimal quantity, string type, decimal? limitPrice, string key, string? fingerprint,
-        decimal? stopLoss = null, decimal? takeProfit = null) => new
+        decimal? stopLoss = null, decimal? takeProfit = null, bool reduceOnly = false) => new
     {
         symbol,
         side,
@@ -63,12 +63,14 @@ internal sealed class Trading(DatabaseFixture database)
         fingerprint = fingerprint ?? string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{type}|{quantity}|{limitPrice}|{stopLoss}|{takeProfit}"),
         stop_loss = stopLoss,
         take_profit = takeProfit,
+        reduce_only = reduceOnly,
     };
 
     public Task<Envelope> ExecuteOrderAsync(
         Guid user, string symbol, string side, decimal quantity, string type = "market", decimal? limitPrice = null, string? key = null, string? fingerprint = null,
-        decimal? stopLoss = null, decimal? takeProfit = null) =>
-        CallAsync(Api, user, ExecuteOrderSql, OrderParameters(symbol, side, quantity, type, limitPrice, key ?? Guid.NewGuid().ToString(), fingerprint, stopLoss, takeProfit));
+        decimal? stopLoss = null, decimal? takeProfit = null, bool reduceOnly = false) =>
+        CallAsync(Api, user, ExecuteOrderSql,
+            OrderParameters(symbol, side, quantity, type, limitPrice, key ?? Guid.NewGuid().ToString(), fingerprint, stopLoss, takeProfit, reduceOnly));
 
     /// <summary>An order that must execute; returns its envelope.</summary>
     public async Task<Envelope> ExecutedOrderAsync(Guid user, string symbol, string side, decimal quantity, decimal? stopLoss = null, decimal? takeProfit = null)

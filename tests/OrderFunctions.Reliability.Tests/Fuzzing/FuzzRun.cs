@@ -152,7 +152,8 @@ public sealed class FuzzRun
     public static readonly int Seed = int.TryParse(Environment.GetEnvironmentVariable("ORDERS_FUZZ_SEED"), out var seed) ? seed : 424_242;
 
     // Business rejections commit an audit trail (the order, rejected, and its execution log) but never money.
-    private static readonly string[] BusinessRejections = ["INSUFFICIENT_BALANCE", "INSUFFICIENT_MARGIN", "PRICE_NOT_MARKETABLE", "INSTRUMENT_NOT_TRADABLE", "ACCOUNT_NOT_ACTIVE"];
+    private static readonly string[] BusinessRejections = ["INSUFFICIENT_BALANCE", "INSUFFICIENT_MARGIN", "PRICE_NOT_MARKETABLE", "INSTRUMENT_NOT_TRADABLE", "ACCOUNT_NOT_ACTIVE",
+        "REDUCE_ONLY_REJECTED"];
 
     private FuzzRun(IReadOnlyList<FuzzResult> results, string signingKey, string connectionString)
     {

@@ -47,10 +47,11 @@ internal abstract record Step;
 /// <summary>
 /// A market or (immediate-or-cancel) limit order; a limit is the current price ± LimitTicks ticks (+ half a tick when OffTick).
 /// With StopTicks, a stop-loss that many ticks on the loss side of the current price (negative: the wrong side), and
-/// with ProfitTicks a take-profit that many ticks on the profit side; half a tick off when OffTickStop.
+/// with ProfitTicks a take-profit that many ticks on the profit side; half a tick off when OffTickStop. ReduceOnly sends
+/// reduce_only: true.
 /// </summary>
 internal sealed record PlaceOrder(int Instrument, bool Buy, bool Limit, Sizing Sizing, int Units, int LimitTicks, bool OffTick,
-    int? StopTicks = null, int? ProfitTicks = null, bool OffTickStop = false) : Step;
+    int? StopTicks = null, int? ProfitTicks = null, bool OffTickStop = false, bool ReduceOnly = false) : Step;
 
 /// <summary>An admin upsert of the instrument with last_price moved by BasisPoints (to the nearest tick) and the tradable flag.</summary>
 internal sealed record MovePrice(int Instrument, int BasisPoints, bool Tradable) : Step;
@@ -74,9 +75,10 @@ internal sealed record Rollback(int Pick) : Step;
 
 /// <summary>
 /// The trader closes, with a market order of its quantity, the open position of the symbol of the latest stored order
-/// (an order of theirs, or a close of the system's that a rollback may have undone): closes of positions in any state.
+/// (an order of theirs, or a close of the system's that a rollback may have undone): closes of positions in any state;
+/// with ReduceOnly as reduce_only: true.
 /// </summary>
-internal sealed record CloseLatest : Step;
+internal sealed record CloseLatest(bool ReduceOnly) : Step;
 
 /// <summary>Sends an earlier request's Idempotency-Key again, with the same payload or a different quantity.</summary>
 internal sealed record Replay(int Pick, bool SamePayload) : Step;
@@ -137,8 +139,10 @@ internal static class Scenarios
         (5, Gen.Int[1, 600].Select(t => (int?)t)),
         (1, Gen.Int[-20, 0].Select(t => (int?)t)));
 
-    private static readonly Gen<(int? Stop, int? Profit, bool OffTick)> Stops = Gen.Select(
-        StopDistance, StopDistance, Gen.Frequency((29, false), (1, true)), (stop, profit, offTick) => (stop, profit, offTick));
+    // The order's stops, and whether it is reduce_only (one in six).
+    private static readonly Gen<(int? Stop, int? Profit, bool OffTick, bool ReduceOnly)> Stops = Gen.Select(
+        StopDistance, StopDistance, Gen.Frequency((29, false), (1, true)), Gen.Frequency((5, false), (1, true)),
+        (stop, profit, offTick, reduceOnly) => (stop, profit, offTick, reduceOnly));
 
     private static readonly Gen<Step> Order = Gen.Select(
         Gen.Int[0, 2],
@@ -151,7 +155,7 @@ internal static class Scenarios
         Gen.Frequency((19, false), (1, true)),
         Stops,
         (instrument, buy, limit, sizing, units, limitTicks, offTick, stops) =>
-            (Step)new PlaceOrder(instrument, buy, limit, sizing, units, limitTicks, offTick, stops.Stop, stops.Profit, stops.OffTick));
+            (Step)new PlaceOrder(instrument, buy, limit, sizing, units, limitTicks, offTick, stops.Stop, stops.Profit, stops.OffTick, stops.ReduceOnly));
 
     private static readonly Gen<Step> Move = Gen.Select(
         Gen.Int[0, 2],
@@ -173,7 +177,7 @@ internal static class Scenarios
         (6, Patch),
         (5, Gen.Int[1, 10_000_000].Select(cents => (Step)new Deposit(cents))),
         (12, Gen.Frequency((4, Gen.Const(0)), (2, Gen.Int[1, 3]), (1, Gen.Int[0, 1000])).Select(pick => (Step)new Rollback(pick))),
-        (5, Gen.Const((Step)new CloseLatest())),
+        (5, Gen.Bool.Select(reduceOnly => (Step)new CloseLatest(reduceOnly))),
         (8, Gen.Select(Gen.Int[0, 1000], Gen.Frequency((3, true), (1, false)), (pick, same) => (Step)new Replay(pick, same))));
 
     public static readonly Gen<Scenario> Any = Gen.Select(

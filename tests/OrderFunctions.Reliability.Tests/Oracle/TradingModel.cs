@@ -79,14 +79,15 @@ internal sealed class ModelPosition
 
 /// <summary>One order request as execute_order receives it.</summary>
 internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, string Key,
-    decimal? StopLoss = null, decimal? TakeProfit = null)
+    decimal? StopLoss = null, decimal? TakeProfit = null, bool ReduceOnly = false)
 {
     /// <summary>The request's identity for idempotency, as the HTTP layer derives one: same order, same fingerprint.</summary>
-    public string Fingerprint => string.Join('|', Symbol, Side, Type, Money.Text(Quantity), Money.Text(LimitPrice), Money.Text(StopLoss), Money.Text(TakeProfit));
+    public string Fingerprint => string.Join('|', Symbol, Side, Type, Money.Text(Quantity), Money.Text(LimitPrice), Money.Text(StopLoss), Money.Text(TakeProfit),
+        ReduceOnly ? "reduce_only" : "");
 
     public override string ToString() =>
         $"{Side} {Money.Text(Quantity)} {Symbol} {Type}{(LimitPrice is { } limit ? " limit " + Money.Text(limit) : "")}"
-        + $"{(StopLoss is { } sl ? " sl " + Money.Text(sl) : "")}{(TakeProfit is { } tp ? " tp " + Money.Text(tp) : "")} key {Key}";
+        + $"{(StopLoss is { } sl ? " sl " + Money.Text(sl) : "")}{(TakeProfit is { } tp ? " tp " + Money.Text(tp) : "")}{(ReduceOnly ? " reduce_only" : "")} key {Key}";
 }
 
 /// <summary>A predicted outcome: success or the error code, and the HTTP status the envelope carries.</summary>
@@ -274,6 +275,12 @@ internal sealed class TradingModel(decimal stopOutLevel)
         {
             // An order that only reduces a position sets no stops: refused, nothing stored.
             return Invalid();
+        }
+
+        if (request.ReduceOnly && open > 0)
+        {
+            // reduce_only, but it would open or add exposure (no position, the same side, more than the position).
+            return Reject(request, "REDUCE_ONLY_REJECTED", 409);
         }
 
         var margin = Money.Round8(open * terms.ContractSize * price * terms.MarginRate);

@@ -45,10 +45,10 @@ internal sealed class TradingDatabase : IAsyncDisposable
     }
 
     public Task<Envelope> ExecuteOrderAsync(Guid user, string symbol, string side, string type, decimal quantity, decimal? limitPrice,
-        string key, string fingerprint, decimal? stopLoss = null, decimal? takeProfit = null) =>
+        string key, string fingerprint, decimal? stopLoss = null, decimal? takeProfit = null, bool reduceOnly = false) =>
         CallAsync(Api, user,
-            "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limitPrice, @key, @fingerprint, NULL, @stopLoss, @takeProfit)::text",
-            new { symbol, side, type, quantity, limitPrice, key, fingerprint, stopLoss, takeProfit });
+            "SELECT trading.execute_order(@symbol, @side, @type, @quantity, @limitPrice, @key, @fingerprint, NULL, @stopLoss, @takeProfit, @reduceOnly)::text",
+            new { symbol, side, type, quantity, limitPrice, key, fingerprint, stopLoss, takeProfit, reduceOnly });
 
     /// <summary>PUT /api/admin/prices for one symbol.</summary>
     public Task<Envelope> SetPriceAsync(string symbol, decimal price) =>
