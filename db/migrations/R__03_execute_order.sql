@@ -14,8 +14,9 @@ SET LOCAL search_path = trading, pg_catalog;
 -- margin + commission. A reduce-only order (it only shrinks or closes a position) is never refused for
 -- balance or margin: a trader can always get out; p_reduce_only asks for that and nothing more: an order that
 -- would open or add exposure (no position left to reduce, the same side, more than the position) is then rejected
--- (REDUCE_ONLY_REJECTED), so a close that lost a race with a stop does not open the other side. When its realized loss and commission exceed the balance,
--- the balance goes to 0 and the shortfall is written off (orders.write_off and a write_offs ledger entry).
+-- (REDUCE_ONLY_REJECTED), so a close that lost a race with a stop does not open the other side. When a reduce-only
+-- order's realized loss and commission exceed the balance, the balance goes to 0 and the shortfall is written off
+-- (orders.write_off and a write_offs ledger entry).
 -- stop_loss / take_profit are for the position the order opens or adds to: on tick, and on the right side of
 -- the execution price (a buy: stop_loss below, take_profit above; a sell: the reverse). An order that only
 -- reduces a position takes neither (PATCH /api/positions/{id} changes a position's stops).

@@ -47,7 +47,8 @@ public sealed class ClientDisconnectTests(ApiFixture api) : IClassFixture<ApiFix
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
 
         // Assert: the database stops running it (cancelled, not left queued behind the lock) while the lock is held ...
-        await WaitUntilNoBackendRunsAsync("execute_order");
+        await api.WaitUntilNoBackendRunsAsync("execute_order", "the client went away, and the cancellation never reached the database\n"
+                                                                + api.Host.Diagnostics());
         await hold.CommitAsync();
 
         // ... nothing was executed, and the key is free for the client's retry.
@@ -55,25 +56,5 @@ public sealed class ClientDisconnectTests(ApiFixture api) : IClassFixture<ApiFix
         var retry = await api.PlaceOrderAsync(token, order, key);
         retry.AssertSuccess(201);
         Assert.Null(retry.Header("Idempotent-Replayed"));
-    }
-
-    private async Task WaitUntilNoBackendRunsAsync(string queryPart)
-    {
-        const string Running = """
-            SELECT count(*) FROM pg_stat_activity
-            WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE '%' || $1 || '%'
-            """;
-        for (var i = 0; i < 400; i++)
-        {
-            if (await api.AdminScalarAsync<long>(Running, queryPart) == 0)
-            {
-                return;
-            }
-
-            await Task.Delay(25);
-        }
-
-        Assert.Fail($"a backend still runs {queryPart} 10 s after its client went away: the cancellation never reached the database"
-                    + "\n" + api.Host.Diagnostics());
     }
 }

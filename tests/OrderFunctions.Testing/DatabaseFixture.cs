@@ -86,7 +86,6 @@ public class DatabaseFixture : IAsyncLifetime
     /// </summary>
     public async Task WaitUntilWaitingOnALockAsync(string queryPart, Task call, string? waitEvent = null, long count = 1)
     {
-        const string Backends = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'";
         for (var i = 0; i < 400; i++)
         {
             Assert.False(call.IsCompleted, $"{queryPart} did not wait: {(call.IsCompletedSuccessfully ? "it finished" : call.Exception?.Message)}");
@@ -103,6 +102,29 @@ public class DatabaseFixture : IAsyncLifetime
         var events = await AdminScalarAsync<string>($"SELECT string_agg(coalesce(wait_event, 'running'), ', ') {Backends}", queryPart);
         Assert.Fail($"never {count} backends running {queryPart} waiting on {waitEvent ?? "a lock"}; they wait on: {events ?? "nothing"}");
     }
+
+    /// <summary>
+    /// Waits until no backend of this database runs a query that contains <paramref name="queryPart"/>; fails after 10 s
+    /// with <paramref name="why"/>.
+    /// </summary>
+    public async Task WaitUntilNoBackendRunsAsync(string queryPart, string why)
+    {
+        for (var i = 0; i < 400; i++)
+        {
+            if (await AdminScalarAsync<long>($"SELECT count(*) {Backends} AND state = 'active'", queryPart) == 0)
+            {
+                return;
+            }
+
+            await Task.Delay(25);
+        }
+
+        Assert.Fail($"a backend still runs {queryPart} after 10 s: {why}");
+    }
+
+    // The other backends of this database whose query contains $1.
+    private const string Backends =
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'";
 
     /// <summary>
     /// Makes every order insert for <paramref name="user"/> fail (a trigger standing in for whatever makes one

@@ -197,11 +197,11 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
     /// The order's identity for idempotency: any difference in what would execute changes it. reduce_only joins it only
     /// when set, so the fingerprint of every other order is the one it had before the flag existed.
     /// </summary>
-    internal static string Fingerprint(OrderRequest order) => order.ReduceOnly
-        ? Idempotency.Fingerprint("v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss,
-            order.TakeProfit, "reduce_only")
-        : Idempotency.Fingerprint("v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss,
-            order.TakeProfit);
+    internal static string Fingerprint(OrderRequest order)
+    {
+        object?[] parts = ["v1", order.Symbol, order.Side, order.Type, order.Quantity, order.LimitPrice, order.StrategyId, order.StopLoss, order.TakeProfit];
+        return Idempotency.Fingerprint(order.ReduceOnly ? [.. parts, "reduce_only"] : parts);
+    }
 
     internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, Guid? StrategyId,
         decimal? StopLoss, decimal? TakeProfit, bool ReduceOnly = false);

@@ -2,8 +2,8 @@ namespace OrderFunctions.Core.Http;
 
 /// <summary>
 /// Every error code the API returns, with its HTTP status and problem title. The statuses mirror the database's
-/// trading.error_codes (db/migrations/V1_5_2, and V1_7 for REDUCE_ONLY_REJECTED), which the stored functions' envelopes read; ErrorCodeTableTests fails
-/// when the two disagree.
+/// trading.error_codes (created in db/migrations/V1_5_2; later migrations add codes), which the stored functions'
+/// envelopes read; ErrorCodeTableTests fails when the two disagree.
 /// </summary>
 public static class ErrorCodes
 {
