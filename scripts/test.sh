@@ -89,13 +89,21 @@ if ((${#trx_files[@]} > 0)); then
     echo
     echo "Test results: ${#trx_files[@]} TRX file(s) in ${results#"$root"/}"
 fi
+unescape() { sed -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g'; }
 if ((failed > 0)); then
+    # The names (the first 40), then why: the distinct first lines of the failures' messages, most frequent first,
+    # so that the cause survives in the last lines of a long log (one broken fixture fails a whole project).
     echo "Failed tests:"
     for file in "${trx_files[@]}"; do
         run=$(basename "$file")
         grep -o '<UnitTestResult [^>]*outcome="\(Failed\|Error\|Timeout\|Aborted\)"[^>]*>' "$file" |
-            sed -e "s/.* testName=\"\\([^\"]*\\)\".*/  [${run%%_*}] \\1/" -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&amp;/\&/g'
-    done
+            sed -e "s/.* testName=\"\\([^\"]*\\)\".*/  [${run%%_*}] \\1/" | unescape
+    done | awk -v max=40 'NR <= max { print } END { if (NR > max) printf "  ... and %d more\n", NR - max }'
+    echo "Why they failed (first line of each message, by count):"
+    for file in "${trx_files[@]}"; do
+        awk '/<UnitTestResult / { failing = ($0 ~ /outcome="(Failed|Error|Timeout|Aborted)"/) }
+             failing && /<Message>/ { sub(/.*<Message>/, ""); sub(/<\/Message>.*/, ""); print substr($0, 1, 300); failing = 0 }' "$file"
+    done | unescape | sort | uniq -c | sort -rn | head -n 10
 fi
 
 status=0

@@ -48,6 +48,8 @@ public sealed class MigrationCliTests
         try
         {
             var connectionString = server.ConnectionString(database);
+            // Not beside the template's migration (or another test's): see LockMigrationsAsync.
+            await using var migrationLock = await server.LockMigrationsAsync();
 
             var migrate = await RunAsync("migrate", "--connection", connectionString);
             var validate = await RunAsync("validate", "--connection", connectionString);

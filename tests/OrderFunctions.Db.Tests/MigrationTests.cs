@@ -4,10 +4,14 @@ using OrderFunctions.Testing;
 
 namespace OrderFunctions.Db.Tests;
 
-/// <summary>The Evolve runner against a database of each test's own, created empty and dropped after.</summary>
+/// <summary>
+/// The Evolve runner against a database of each test's own, created empty and dropped after. Each test holds the
+/// server's migration lock, so that its migrations never run beside the template's (or the CLI test's).
+/// </summary>
 public sealed class MigrationTests : IAsyncLifetime
 {
     private PostgresServer _server = null!;
+    private NpgsqlConnection? _migrationLock;
     private string _database = "";
 
     // Unpooled: the database is dropped after each test and no pooled connection should outlive it.
@@ -16,12 +20,23 @@ public sealed class MigrationTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _server = await PostgresServer.GetAsync();
+        _migrationLock = await _server.LockMigrationsAsync();
         _database = await _server.CreateDatabaseAsync(migrated: false);
     }
 
     public async Task DisposeAsync()
     {
-        await _server.DropDatabaseAsync(_database);
+        try
+        {
+            await _server.DropDatabaseAsync(_database);
+        }
+        finally
+        {
+            if (_migrationLock is not null)
+            {
+                await _migrationLock.DisposeAsync();
+            }
+        }
     }
 
     [Fact]

@@ -48,4 +48,27 @@ public sealed class PostgresServerTests
 
         Assert.Equal(1L, await command.ExecuteScalarAsync());
     }
+
+    [Fact]
+    public async Task A_second_migration_lock_waits_until_the_first_is_let_go()
+    {
+        var server = await PostgresServer.GetAsync();
+        var first = await server.LockMigrationsAsync();
+
+        var second = server.LockMigrationsAsync();
+        await using var admin = new NpgsqlConnection(server.AdminConnectionString + ";Pooling=false");
+        await admin.OpenAsync();
+        await using var waiting = new NpgsqlCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'OrderFunctions.Testing migration lock' AND wait_event = 'advisory'", admin);
+        for (var i = 0; i < 400 && (long)(await waiting.ExecuteScalarAsync())! == 0; i++)
+        {
+            Assert.False(second.IsCompleted, "the second migration lock was taken while the first was held");
+            await Task.Delay(25);
+        }
+
+        Assert.False(second.IsCompleted, "the second migration lock was taken while the first was held");
+        Assert.Equal(1L, await waiting.ExecuteScalarAsync());
+        await first.DisposeAsync();
+        await using var taken = await second.WaitAsync(TimeSpan.FromSeconds(10));
+    }
 }

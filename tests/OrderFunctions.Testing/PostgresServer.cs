@@ -23,7 +23,7 @@ public sealed partial class PostgresServer
     public const string AppPassword = "orders_app_local";
 
     // Advisory locks are per database: every process takes these in the `postgres` database.
-    private const long ClusterLock = 0x4f46_5465_7374_0001; // serialises template creation and role changes across processes
+    private const long ClusterLock = 0x4f46_5465_7374_0001; // serialises migrations and role changes on one server: LockMigrationsAsync
     private const int LeaseNamespace = 0x4f46_5473; // (namespace, lease) held by each live process for its databases
 
     private static readonly Lazy<Task<PostgresServer>> Shared = new(StartAsync);
@@ -155,13 +155,33 @@ public sealed partial class PostgresServer
         }
     }
 
+    /// <summary>
+    /// Holds this server's migration lock until the connection is disposed. Migrations create cluster-wide roles, and
+    /// the template every fixture of a process waits on is migrated once: a test that runs a migration of its own beside
+    /// it (in this process, or the migration CLI in another) must not be able to fail it. The template's migration takes
+    /// this lock, and so must every test that migrates a database itself.
+    /// </summary>
+    public async Task<NpgsqlConnection> LockMigrationsAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new NpgsqlConnection(AdminConnectionString + ";Pooling=false;Application Name=OrderFunctions.Testing migration lock");
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            await ScalarAsync<object>(connection, "SELECT pg_advisory_lock($1)", ClusterLock);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
     private async Task<string> CreateTemplateAsync()
     {
         var name = string.Create(CultureInfo.InvariantCulture, $"orders_tmpl_{Environment.ProcessId}_{_lease}");
-        await using var connection = new NpgsqlConnection(AdminConnectionString + ";Pooling=false");
-        await connection.OpenAsync();
-        // Migrations create cluster-wide roles and this creates the app login: one process at a time per cluster.
-        await ScalarAsync<object>(connection, "SELECT pg_advisory_lock($1)", ClusterLock);
+        // Migrations create cluster-wide roles and this creates the app login: one at a time per server.
+        await using var connection = await LockMigrationsAsync();
         await DropAbandonedDatabasesAsync(connection);
         await ExecuteAsync(connection, $"CREATE DATABASE {Quote(name)} TEMPLATE template0 ENCODING 'UTF8'");
         try
