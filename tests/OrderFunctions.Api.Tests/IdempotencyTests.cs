@@ -168,7 +168,7 @@ public class IdempotencyTests(ApiFixture api) : IClassFixture<ApiFixture>
     {
         var trader = await api.NewTraderAsync(10_000m);
         var key = Guid.NewGuid().ToString();
-        var fingerprint = OrdersHandler.Fingerprint(new OrdersHandler.OrderRequest(EurUsd.Symbol, "buy", "market", 0.1m, null, null, null, null));
+        var fingerprint = OrdersHandler.Fingerprint(new OrdersHandler.OrderRequest(EurUsd.Symbol, "buy", "market", 0.1m, null, null, null, null, ReduceOnly: false));
         // As if the first request with this key were still running (IETF Idempotency-Key draft: 409 Conflict).
         await api.AdminExecuteAsync("""
             INSERT INTO trading.orders (user_id, symbol, side, type, quantity, status, transaction_id, idempotency_key, request_fingerprint)

@@ -161,12 +161,12 @@ public sealed partial class PostgresServer
     /// it (in this process, or the migration CLI in another) must not be able to fail it. The template's migration takes
     /// this lock, and so must every test that migrates a database itself.
     /// </summary>
-    public async Task<NpgsqlConnection> LockMigrationsAsync(CancellationToken cancellationToken = default)
+    public async Task<NpgsqlConnection> LockMigrationsAsync()
     {
         var connection = new NpgsqlConnection(AdminConnectionString + ";Pooling=false;Application Name=OrderFunctions.Testing migration lock");
         try
         {
-            await connection.OpenAsync(cancellationToken);
+            await connection.OpenAsync();
             await ScalarAsync<object>(connection, "SELECT pg_advisory_lock($1)", ClusterLock);
             return connection;
         }

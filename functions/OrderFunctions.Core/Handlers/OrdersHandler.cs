@@ -204,5 +204,5 @@ public sealed class OrdersHandler(OrdersDatabase database, PublishedChainHeads p
     }
 
     internal sealed record OrderRequest(string Symbol, string Side, string Type, decimal Quantity, decimal? LimitPrice, Guid? StrategyId,
-        decimal? StopLoss, decimal? TakeProfit, bool ReduceOnly = false);
+        decimal? StopLoss, decimal? TakeProfit, bool ReduceOnly);
 }

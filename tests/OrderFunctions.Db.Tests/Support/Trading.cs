@@ -60,7 +60,7 @@ internal sealed class Trading(DatabaseFixture database)
         quantity,
         limit_price = limitPrice,
         key,
-        fingerprint = fingerprint ?? string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{type}|{quantity}|{limitPrice}|{stopLoss}|{takeProfit}"),
+        fingerprint = fingerprint ?? string.Create(CultureInfo.InvariantCulture, $"{symbol}|{side}|{type}|{quantity}|{limitPrice}|{stopLoss}|{takeProfit}{(reduceOnly ? "|reduce_only" : "")}"),
         stop_loss = stopLoss,
         take_profit = takeProfit,
         reduce_only = reduceOnly,
