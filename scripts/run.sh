@@ -106,6 +106,9 @@ fi
 
 stop() {
     set +e
+    # A second Ctrl-C (a terminal sends one to every process of the group, an impatient user another) must not
+    # cut the cleanup short and leave the database or Azurite running; each step below is bounded.
+    trap '' INT TERM
     if [[ -n "${server_pid:-}" ]] && kill -0 "$server_pid" 2>/dev/null; then
         echo "Stopping the API (in-flight requests finish first)..." >&2
         kill -TERM "$server_pid" 2>/dev/null

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Google.Protobuf;
 using Grpc.Core;
 using OrderFunctions.Testing.FunctionsHost.Rpc;
 
@@ -153,17 +154,42 @@ internal sealed class WorkerConnection(string workerId, WorkerLog log)
 
                 break;
             default:
+                if (message.CalculateSize() == 0)
+                {
+                    // Worker 2.52 sends one empty message as it shuts down after WorkerTerminate: nothing to act on.
+                    break;
+                }
+
                 if (_requests.TryGetValue(message.RequestId, out var request))
                 {
                     request.TrySetResult(message);
                 }
                 else
                 {
-                    log.Add("Warning", "FunctionsHost", $"unexpected {message.ContentCase} for request {message.RequestId}");
+                    log.Add("Warning", "FunctionsHost", $"unexpected {Describe(message)} for request {message.RequestId}");
                 }
 
                 break;
         }
+    }
+
+    /// <summary>The message's kind; for one this host's protocol subset does not define, its field numbers on the wire.</summary>
+    private static string Describe(StreamingMessage message)
+    {
+        if (message.ContentCase != StreamingMessage.ContentOneofCase.None)
+        {
+            return message.ContentCase.ToString();
+        }
+
+        var fields = new List<int>();
+        var input = new CodedInputStream(message.ToByteArray());
+        for (var tag = input.ReadTag(); tag != 0; tag = input.ReadTag())
+        {
+            fields.Add(WireFormat.GetTagFieldNumber(tag));
+            input.SkipLastField();
+        }
+
+        return $"message with field(s) {string.Join(", ", fields)} (not in this host's protocol subset)";
     }
 
     private async Task WriteAllAsync(IServerStreamWriter<StreamingMessage> responses, CancellationToken cancellationToken)
